@@ -1,0 +1,130 @@
+"""Quoting per output format, so a descriptor value lands as the very string the user wrote.
+
+A value such as `on`, `0755`, `${{ x }}`, `{{ x }}`, `$(cmd)` or a newline must never change
+meaning or become code in YAML, shell, HCL, JavaScript, .env or CI files. The filters are
+registered by `ShipforgeExtension`, which both shipforge's renderer and copier load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any
+
+from jinja2.ext import Extension
+
+
+def yaml_str(value: Any) -> str:
+    """A YAML double-quoted scalar (JSON string syntax is valid YAML)."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def compose_str(value: Any) -> str:
+    """A YAML string for a compose file, where `$` starts an interpolation unless doubled."""
+    return yaml_str(str(value).replace("$", "$$"))
+
+
+def kube_str(value: Any) -> str:
+    """A YAML string for a Kubernetes command, args or env value, where `$(VAR)` expands."""
+    return yaml_str(str(value).replace("$", "$$"))
+
+
+def gha_str(value: Any) -> str:
+    """A YAML string for a GitHub workflow, where `${{` opens an expression even in quotes."""
+    return yaml_str(str(value).replace("${{", "${{ '${{' }}"))
+
+
+def gitlab_str(value: Any) -> str:
+    """A YAML string for a GitLab CI variable, where `$` expands unless doubled."""
+    return yaml_str(str(value).replace("$", "$$"))
+
+
+def sh(value: Any) -> str:
+    """A single POSIX shell word."""
+    return shlex.quote(str(value))
+
+
+def js_str(value: Any) -> str:
+    """A JavaScript string literal (ASCII-only so U+2028 cannot end a line)."""
+    return json.dumps(str(value), ensure_ascii=True)
+
+
+_HCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def hcl_str(value: Any) -> str:
+    """An HCL quoted string, with `${` and `%{` escaped so no template is evaluated."""
+    out = []
+    for char in str(value):
+        if char in _HCL_ESCAPES:
+            out.append(_HCL_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    text = "".join(out).replace("${", "$${").replace("%{", "%%{")
+    return f'"{text}"'
+
+
+_DOTENV_BARE = re.compile(r"^[A-Za-z0-9_./:@+,=-]*$")
+
+
+def dotenv(value: Any) -> str:
+    """A .env value: bare when it is plain, else double-quoted with escapes.
+
+    Compose and python-dotenv both read escapes inside double quotes; dotenv-linter dislikes
+    quotes (rule 301), but correctness wins on exactly such values.
+    """
+    text = str(value)
+    if _DOTENV_BARE.match(text):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON on one line (Dockerfile exec form, YAML flow lists), without HTML escaping."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def comment(value: Any) -> str:
+    """Free text made safe for a one-line comment in any format."""
+    return " ".join(str(value).split())
+
+
+FILTERS = {
+    "yaml_str": yaml_str,
+    "compose_str": compose_str,
+    "kube_str": kube_str,
+    "gha_str": gha_str,
+    "gitlab_str": gitlab_str,
+    "sh": sh,
+    "js_str": js_str,
+    "hcl_str": hcl_str,
+    "dotenv": dotenv,
+    "comment": comment,
+    "json": to_json,
+}
+
+
+class ShipforgeExtension(Extension):
+    """Registers shipforge's filters and model builder in a Jinja environment (ours or copier's)."""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        environment.filters.update(FILTERS)
+        environment.globals["shipforge_model"] = shipforge_model
+
+
+def shipforge_model(**answers: Any) -> str:
+    """Copier's bridge: validate the answers as a descriptor and return the model as JSON."""
+    from generator.loader import validate
+    from generator.model import build_project
+    from generator.targets import context
+
+    descriptor = {key: value for key, value in answers.items() if value is not None}
+    project = build_project(validate(descriptor, "copier answers"))
+    return json.dumps(context(project)["model"])

