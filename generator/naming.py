@@ -46,3 +46,13 @@ def container_app(project: str, environment: str, service: str) -> str:
 def ecs_service(project: str, environment: str, service: str) -> str:
     """The ECS service name (and task definition family) of a service in an environment."""
     return fit(f"{project}-{environment}-{service}", 255)
+
+
+def public_host(service: str, domain: str, public_services: int) -> str:
+    """Where a public service is served in an environment with this domain ("" without one).
+
+    The only public service gets the domain itself; with several, each gets <service>.<domain>.
+    """
+    if not domain:
+        return ""
+    return domain if public_services == 1 else f"{service}.{domain}"
