@@ -133,6 +133,7 @@ class Environment:
     domain: str
     branch: str
     approval: bool
+    ingress_class: str
 
 
 @dataclass(frozen=True)
@@ -411,6 +412,7 @@ def build_project(data: dict[str, Any]) -> Project:
                 "branch", {"staging": "develop", "production": "main"}.get(env_name, env_name)
             ),
             approval=raw.get("approval", env_name == "production"),
+            ingress_class=raw.get("ingress_class", "nginx"),
         )
         for env_name, raw in sorted(environments_raw.items())
     )
