@@ -79,7 +79,9 @@ def dotenv(value: Any) -> str:
     text = str(value)
     if _DOTENV_BARE.match(text):
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = (
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
     return f'"{escaped}"'
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import shlex
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -314,6 +315,19 @@ def semantic_issues(data: dict[str, Any], file: str, lines: Lines) -> list[Issue
                 f"path `{raw_path}` leaves the repository",
                 "use a folder relative to the repository root, without '..'",
             )
+        for key in ("command", "release"):
+            if isinstance(service.get(key), str):
+                try:
+                    words = shlex.split(service[key])
+                except ValueError as error:
+                    add(
+                        f"{where}.{key}",
+                        f"cannot split `{key}` into words: {error}",
+                        "quote it as a POSIX shell would; no shell runs it",
+                    )
+                    continue
+                if not words:
+                    add(f"{where}.{key}", f"`{key}` is empty", "write the command to run")
         runtime, manager = service["runtime"], service.get("package_manager")
         allowed = {"python": ("pip", "poetry", "uv"), "node": ("npm", "pnpm", "yarn")}[runtime]
         if manager is not None and manager not in allowed:

@@ -52,7 +52,9 @@ def read_manifest(out: Path) -> dict[str, str]:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        # newline="": a carriage return in a value must read back exactly as it was written.
+        with path.open(encoding="utf-8", newline="") as handle:
+            return handle.read()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError):
