@@ -71,7 +71,15 @@ def validate(descriptor: Descriptor = Path("shipforge.yaml")) -> None:
 
     with _handle_errors():
         project = load(descriptor)
+    _print_notes(descriptor)
     typer.echo(f"{descriptor}: valid ({len(project.services)} services)")
+
+
+def _print_notes(descriptor: Path) -> None:
+    from generator.loader import notes
+
+    for note in notes(descriptor):
+        typer.echo(f"note: {note}", err=True)
 
 
 @app.command()
@@ -103,6 +111,7 @@ def generate(
     target_dir = out if out is not None else descriptor.parent
     with _handle_errors():
         _, changes = run(descriptor, target_dir, force)
+        _print_notes(descriptor)
         pending = [c for c in changes if c.action not in ("unchanged", "keep")]
         if diff:
             for change in pending:
@@ -126,6 +135,91 @@ def generate(
 
 
 PAST = {"create": "created", "update": "updated", "delete": "deleted", "keep": "kept"}
+
+CHECK_FORMATS = ("text", "json", "sarif", "gitlab")
+
+
+@app.command()
+def check(
+    path: Annotated[
+        Path, typer.Argument(help="The repository folder to check.", show_default=True)
+    ] = Path("."),
+    descriptor: Annotated[
+        Path | None,
+        typer.Option(
+            "--descriptor", help="The descriptor (default: shipforge.yaml in the folder, if any)."
+        ),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, json, sarif (2.1.0) or gitlab (code quality).")
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the report there; the text report still prints."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Edited generated files fail the check too.")
+    ] = False,
+    require_tools: Annotated[
+        bool,
+        typer.Option("--require-tools", help="A linter that applies but is not installed fails."),
+    ] = False,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option("--skip", help="Do not run this tool (e.g. checkov); may be repeated."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Ignore paths matching this glob; may be repeated."),
+    ] = None,
+    kubernetes_version: Annotated[
+        str, typer.Option("--kubernetes-version", help="Validate manifests for this release.")
+    ] = "1.32",
+    no_lint: Annotated[
+        bool, typer.Option("--no-lint", help="Validate and compare only; run no linter.")
+    ] = False,
+) -> None:
+    """Validate the descriptor, report drift of generated files, and lint deployment files.
+
+    Exit 1 on any finding. Works without a descriptor too (hand-written files: lint only).
+    """
+    from generator.check import Options, format_gitlab, format_json, format_text, run_check
+
+    if output_format not in CHECK_FORMATS:
+        _fail(f"--format must be one of: {', '.join(CHECK_FORMATS)}", (), 2)
+    if not path.is_dir():
+        _fail(f"{path}: not a folder", (), 2)
+    if descriptor is None and (path / "shipforge.yaml").is_file():
+        descriptor = path / "shipforge.yaml"
+    options = Options(
+        strict=strict,
+        require_tools=require_tools,
+        skip=tuple(skip or ()),
+        exclude=tuple(exclude or ()),
+        kubernetes_version=kubernetes_version,
+        lint=not no_lint,
+    )
+    with _handle_errors():
+        report = run_check(path, descriptor, options)
+        if output_format == "sarif":
+            from generator.sarif import format_sarif
+
+            rendered = format_sarif(report)
+        else:
+            rendered = {"text": format_text, "json": format_json, "gitlab": format_gitlab}[
+                output_format
+            ](report)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(rendered, encoding="utf-8")
+    if output is None or output_format == "text":
+        typer.echo(rendered, nl=False)
+    if output is not None and output_format != "text":
+        typer.echo(format_text(report), nl=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

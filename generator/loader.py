@@ -47,6 +47,7 @@ class _Builder:
         self.file = file
         self.lines: Lines = {}
         self.issues: list[Issue] = []
+        self.notes: list[Issue] = []
         self.nodes = 0
         self._constructor = yaml.SafeLoader("")
 
@@ -104,12 +105,37 @@ class _Builder:
             and isinstance(value, int | float | bool)
             and any(_matches(path, p) for p in _VERBATIM_LEAVES)
         ):
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            if shown != node.value:
+                self.notes.append(
+                    Issue(
+                        f"`{node.value}` is kept as written, but YAML 1.1 readers such as copier "
+                        f"read it as {shown}",
+                        self.file,
+                        node.start_mark.line + 1,
+                        ".".join(path),
+                        f'quote it ("{node.value}") so every tool reads the same text',
+                    )
+                )
             return node.value
         return value
 
 
 def read_descriptor(path: Path) -> tuple[dict[str, Any], Lines]:
     """Parse the YAML file into data and a map from dotted path to line number."""
+    data, lines, _ = _read(path)
+    return data, lines
+
+
+def notes(path: Path) -> list[Issue]:
+    """Plain scalars that shipforge keeps as written but YAML 1.1 tools would retype."""
+    try:
+        return _read(path)[2]
+    except InvalidDescriptor:
+        return []
+
+
+def _read(path: Path) -> tuple[dict[str, Any], Lines, list[Issue]]:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -176,7 +202,7 @@ def read_descriptor(path: Path) -> tuple[dict[str, Any], Lines]:
                 ),
             ),
         )
-    return data, builder.lines
+    return data, builder.lines, builder.notes
 
 
 @cache

@@ -132,3 +132,19 @@ def test_validate_says_valid(project: Path) -> None:
 def test_out_tree_has_no_bookkeeping_in_goldens(project: Path) -> None:
     run("generate", str(project / "shipforge.yaml"))
     assert ".shipforge/manifest.json" not in tree(project)
+
+
+def test_plain_scalars_that_yaml_11_retypes_are_kept_and_noted(project: Path) -> None:
+    descriptor = project / "shipforge.yaml"
+    descriptor.write_text(
+        descriptor.read_text().replace(
+            "LOG_LEVEL: info\n      ENVIRONMENT",
+            "LOG_LEVEL: on\n      MODE: 0755\n      ENVIRONMENT",
+        )
+    )
+    code, _, err = run("generate", str(descriptor))
+    assert code == 0
+    assert "services.api.env.LOG_LEVEL: `on` is kept as written" in err and "read it as true" in err
+    assert "`0755` is kept as written" in err and "read it as 493" in err
+    compose = (project / "compose.yaml").read_text()
+    assert 'LOG_LEVEL: "on"' in compose and 'MODE: "0755"' in compose
