@@ -20,6 +20,28 @@ def yaml_str(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# YAML 1.1 booleans PyYAML's resolver misses (y, n) but other readers and yamllint do not.
+_YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+
+
+def yaml_key(value: Any) -> str:
+    """A mapping key: plain when every YAML reader sees text, else quoted (`on`, `no`, `1e3`)."""
+    import yaml
+
+    text = str(value)
+    if text.lower() in _YAML11_WORDS:
+        return yaml_str(text)
+    if (
+        _PLAIN.match(text)
+        and yaml.SafeLoader.resolve(yaml.SafeLoader, yaml.ScalarNode, text, (True, False))
+        == _STR_TAG
+    ):
+        return text
+    return yaml_str(text)
+
+
 def compose_str(value: Any) -> str:
     """A YAML string for a compose file, where `$` starts an interpolation unless doubled."""
     return yaml_str(str(value).replace("$", "$$"))
@@ -99,6 +121,7 @@ def comment(value: Any) -> str:
 
 FILTERS = {
     "yaml_str": yaml_str,
+    "yaml_key": yaml_key,
     "compose_str": compose_str,
     "kube_str": kube_str,
     "gha_str": gha_str,
