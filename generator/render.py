@@ -6,6 +6,7 @@ files disappear), and `{% yield x from items %}` in a part makes one file per it
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -66,10 +67,33 @@ class YieldExtension(Extension):
             return ""
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates cached per user: compiling is most of a generate run's cost."""
+    from generator import __version__
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = root / "shipforge" / f"jinja-{__version__}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home only costs speed
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def environment() -> jinja2.Environment:
-    """The one Jinja environment, configured as copier.yml's _envops configure copier's."""
+    """The one Jinja environment, configured as copier.yml's _envops configure copier's.
+
+    Files load as `file/<template path>`; path parts load as `part/<part>` so they are
+    compiled once and cached like files.
+    """
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        loader=jinja2.PrefixLoader(
+            {
+                "file": jinja2.FileSystemLoader(TEMPLATE_DIR),
+                "part": jinja2.FunctionLoader(lambda part: (part, None, lambda: True)),
+            }
+        ),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -83,15 +107,16 @@ def environment() -> jinja2.Environment:
 def _render_part(
     env: jinja2.Environment, part: str, context: dict[str, Any]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
+    template = env.get_template(f"part/{part}")
     env.shipforge_yield = None  # type: ignore[attr-defined]
-    rendered = env.from_string(part).render(context)
+    rendered = template.render(context)
     found = env.shipforge_yield  # type: ignore[attr-defined]
     if found is None:
         yield rendered, {}
         return
     name, items = found
     for item in items:
-        yield env.from_string(part).render({**context, name: item}), {name: item}
+        yield template.render({**context, name: item}), {name: item}
 
 
 def plan(env: jinja2.Environment, context: dict[str, Any]) -> list[Artifact]:
@@ -132,7 +157,7 @@ def render(
     for artifact in artifacts:
         source = TEMPLATE_DIR / artifact.template
         if artifact.template.endswith(SUFFIX):
-            content = env.get_template(artifact.template).render(
+            content = env.get_template(f"file/{artifact.template}").render(
                 {**context, **dict(artifact.extra)}
             )
         else:
