@@ -33,11 +33,9 @@ def yaml_key(value: Any) -> str:
     text = str(value)
     if text.lower() in _YAML11_WORDS:
         return yaml_str(text)
-    if (
-        _PLAIN.match(text)
-        and yaml.SafeLoader.resolve(yaml.SafeLoader, yaml.ScalarNode, text, (True, False))
-        == _STR_TAG
-    ):
+    resolver = yaml.resolver.Resolver()  # type: ignore[no-untyped-call]
+    tag = resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    if _PLAIN.match(text) and tag == _STR_TAG:
         return text
     return yaml_str(text)
 
