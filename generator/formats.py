@@ -33,7 +33,7 @@ def yaml_key(value: Any) -> str:
     text = str(value)
     if text.lower() in _YAML11_WORDS:
         return yaml_str(text)
-    resolver = yaml.resolver.Resolver()  # type: ignore[no-untyped-call]
+    resolver = yaml.resolver.Resolver()
     tag = resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     if _PLAIN.match(text) and tag == _STR_TAG:
         return text
