@@ -2,7 +2,7 @@
 
 Every web service is scraped on `monitoring.metrics_path` under the job name of the service, in
 compose (DNS discovery of the service name, one target per replica), on a plain host (a static
-target on 127.0.0.1) and in Kubernetes (pod discovery keyed on `app.kubernetes.io/name`). The
+target on 127.0.0.1) and in Kubernetes (pod discovery keyed on the `app.kubernetes.io/name` and `part-of` labels). The
 alert rules and dashboards select on that one `job` label, so they serve every platform alike.
 Workers serve no HTTP and cannot be scraped: they get neither a job nor alerts.
 """
@@ -30,8 +30,8 @@ GRAFANA_PORT = 3000
 DATASOURCE_UID = "prometheus"
 DASHBOARDS_PATH = "/etc/grafana/dashboards"
 GRAFANA_UID_LIMIT = 40
-# The pod label the kubernetes target puts on every pod of a service.
-KUBERNETES_LABEL = "app.kubernetes.io/name"
+# The pod labels the kubernetes target puts on every pod: the service, then the project.
+KUBERNETES_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of")
 
 # Alert thresholds, one place to tune them (docs/monitoring.md explains each).
 DOWN_FOR = "2m"
@@ -121,6 +121,11 @@ def _rules(service: Service, metrics_path: str) -> list[dict[str, Any]]:
             ),
         },
     ]
+
+
+def _pod_label(label: str) -> str:
+    """The discovery meta label under which Prometheus exposes a pod label."""
+    return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in label)
 
 
 def _expand(text: str, values: dict[str, str]) -> str:
@@ -372,13 +377,15 @@ def view(project: Project) -> dict[str, Any]:
                 "name": s.name,
                 "port": s.port,
                 "target": f"127.0.0.1:{s.port}",
+                # Matches the kubernetes_keep labels: service, project, container port.
+                "kubernetes_keep": f"{s.name};{project.name};{s.port}",
             }
             for s in web
         ],
         "workers": [s.name for s in project.services if not s.web],
-        "kubernetes_label": KUBERNETES_LABEL,
-        "kubernetes_label_meta": "__meta_kubernetes_pod_label_"
-        + "".join(c if c.isalnum() else "_" for c in KUBERNETES_LABEL),
+        "kubernetes_labels": list(KUBERNETES_LABELS),
+        "kubernetes_keep": [_pod_label(label) for label in KUBERNETES_LABELS]
+        + ["__meta_kubernetes_pod_container_port_number"],
         "namespaces": [naming.namespace(project.name, e.name) for e in project.environments],
         "groups": [{"name": s.name, "rules": rules[s.name]} for s in web],
         "tests": _tests(web, rules),
