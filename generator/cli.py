@@ -222,6 +222,92 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def init(
+    path: Annotated[
+        Path, typer.Argument(help="The repository to describe.", show_default=True)
+    ] = Path("."),
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Ask nothing: take the documented default for what is not found."
+        ),
+    ] = False,
+    schema: Annotated[
+        str | None,
+        typer.Option("--schema", help="The schema for the modeline (default: the schema's $id)."),
+    ] = None,
+) -> None:
+    """Write a commented shipforge.yaml for an existing repository, by detection.
+
+    Never overwrites a descriptor. What it cannot detect it asks, or with --yes takes the
+    documented default and says so in a comment.
+    """
+    from generator.detect import apply_answers, detect, questions, render_descriptor
+    from generator.errors import InvalidDescriptor, Issue
+    from generator.loader import load
+    from generator.loader import schema as descriptor_schema
+
+    target = path / "shipforge.yaml"
+    if target.exists():
+        _fail(
+            f"{target} already exists: shipforge init never overwrites a descriptor",
+            ("check it with `shipforge validate`, or move it away to start over",),
+            1,
+        )
+    with _handle_errors():
+        detection = detect(path)
+        if not detection.services:
+            raise InvalidDescriptor(
+                "nothing to describe",
+                (
+                    Issue(
+                        "found no Python or Node project (pyproject.toml, requirements.txt, "
+                        "Pipfile or package.json)",
+                        str(path),
+                        hint="write shipforge.yaml by hand from docs/descriptor.md",
+                    ),
+                ),
+            )
+        answers: dict[str, str] = {}
+        defaulted: dict[str, str] = {}
+        for question in questions(detection):
+            if yes:
+                answers[question.key] = question.default
+                defaulted[question.key] = question.why
+                continue
+            typer.echo(f"{question.key}: {question.why}")
+            answers[question.key] = _ask(question.prompt, question.default, question.key)
+        apply_answers(detection, answers)
+        text = render_descriptor(detection, schema or str(descriptor_schema()["$id"]), defaulted)
+        # Validated before it lands: written beside the target, loaded, then renamed.
+        temporary = path / ".shipforge.yaml.init"
+        temporary.write_text(text, encoding="utf-8")
+        try:
+            project = load(temporary)
+            temporary.replace(target)
+        finally:
+            temporary.unlink(missing_ok=True)
+    typer.echo(f"wrote {target}: {len(project.services)} services")
+    for service in detection.services:
+        kind = f"port {service.port}" if service.port else "worker"
+        typer.echo(f"  {service.name}: {service.runtime}, {kind}: {service.command}")
+    for key, why in defaulted.items():
+        typer.echo(f"  default taken for {key} ({why}): check it in the file")
+    typer.echo("next: review the comments, then `shipforge generate`")
+
+
+def _ask(prompt: str, default: str, key: str) -> str:
+    """One typer prompt; ports are re-asked until they are a number (or empty for a worker)."""
+    while True:
+        answer = str(typer.prompt(prompt, default=default, show_default=bool(default)))
+        if not key.endswith(".port") or not answer.strip():
+            return answer
+        if answer.strip().isdigit() and 0 < int(answer) < 65536:
+            return answer.strip()
+        typer.echo("a port is a number from 1 to 65535", err=True)
+
+
 def main() -> None:
     """Entry point: typer's usage errors exit 2; anything unexpected is our bug."""
     try:
