@@ -5,6 +5,7 @@ Exit codes: 0 ok; 1 invalid descriptor, failed checks, drift or refused overwrit
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -314,3 +315,13 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:
+        if os.environ.get("SHIPFORGE_DEBUG"):
+            raise
+        typer.echo(
+            f"error: shipforge failed unexpectedly ({type(error).__name__}: {error}). "
+            "This is a shipforge bug: please report it with the output of the same "
+            "command run with SHIPFORGE_DEBUG=1.",
+            err=True,
+        )
+        sys.exit(1)

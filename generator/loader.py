@@ -16,7 +16,7 @@ import yaml
 
 from generator.errors import InvalidDescriptor, Issue
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "shipforge.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "_data" / "schemas" / "shipforge.schema.json"
 
 # Guards against alias bombs and absurd nesting: a descriptor is a small hand-written file.
 MAX_NODES = 20_000

@@ -19,7 +19,7 @@ from jinja2.parser import Parser
 
 from generator.formats import ShipforgeExtension
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "template"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "_data" / "template"
 SUFFIX = ".jinja"
 # Copier's own answers file is written by copier only; `shipforge generate` keeps its
 # bookkeeping in .shipforge/ instead.
