@@ -273,6 +273,8 @@ def init(
         answers: dict[str, str] = {}
         defaulted: dict[str, str] = {}
         for question in questions(detection):
+            if question.needs and not answers.get(question.needs, "").strip():
+                continue
             if yes:
                 answers[question.key] = question.default
                 defaulted[question.key] = question.why

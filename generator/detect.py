@@ -122,6 +122,8 @@ class Question:
     prompt: str
     default: str
     why: str
+    # Asked only when the answer to this other question is not empty (health needs a port).
+    needs: str = ""
 
 
 # --- small readers -------------------------------------------------------------------------
@@ -450,11 +452,11 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
         + [(_read(folder / n), _posix(folder / n, root)) for n in ("Dockerfile", "Procfile")],
     )
 
-    kind = ""
     if "web" in procfile:
-        web.command, web.web = procfile["web"], True
+        # Heroku passes the port in $PORT; no shell expands it here, so it becomes the port.
+        web.command = re.sub(r"\$\{?PORT\}?\b", "{port}", procfile["web"])
+        web.web = True
         web.why["command"] = "Procfile web:"
-        kind = "procfile"
     elif {"fastapi", "starlette"} & set(deps):
         framework = "FastAPI" if "fastapi" in deps else "Starlette"
         apps = [(f, m.group(1)) for f, t in sources.items() for m in _ASGI.finditer(t)]
@@ -466,7 +468,6 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
         ]
         found = _best(apps, folder)
         factory = _best(factories, folder) if not found else None
-        kind = "asgi"
         web.web = True
         web.default_command = "uvicorn main:app --host 0.0.0.0 --port {port}"
         if found or factory:
@@ -491,7 +492,6 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
         ]
         found = _best(apps, folder)
         factory = _best(factories, folder) if not found else None
-        kind = "wsgi"
         web.web = True
         web.default_command = "gunicorn app:app --bind 0.0.0.0:{port}"
         if found or factory:
@@ -504,7 +504,6 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
             if "gunicorn" not in deps:
                 web.warnings.append("the command runs gunicorn: add it to your dependencies")
     elif "django" in deps:
-        kind = "wsgi"
         web.web = True
         web.default_command = "gunicorn config.wsgi:application --bind 0.0.0.0:{port}"
         wsgi = [f for f in sources if f.name == "wsgi.py" and "get_wsgi_application" in sources[f]]
@@ -521,7 +520,7 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
                 web.warnings.append("the command runs gunicorn: add it to your dependencies")
 
     if web.web:
-        if port_hint and kind != "procfile":
+        if port_hint:
             web.port, web.why["port"] = port_hint[0], f"port {port_hint[0]} in {port_hint[1]}"
         health = _health_route(routes)
         if health:
@@ -679,7 +678,12 @@ def detect_node(folder: Path, root: Path, name: str, build_root: Path | None = N
         service.why["command"] = f"{_posix(folder / 'server.js', root)}"
 
     build_script = scripts.get("build")
-    if build_script and context == folder:
+    workspace_scripts = _json_file(context / "package.json").get("scripts") or {}
+    if context != folder and isinstance(workspace_scripts, dict) and workspace_scripts.get("build"):
+        # The workspace builds as a whole: every member shares one image.
+        service.build = f"{manager} run build"
+        service.why["build"] = "build script of the workspace package.json"
+    elif build_script and context == folder:
         service.build = f"{manager} run build"
         service.why["build"] = "build script"
     elif build_script:
@@ -952,7 +956,17 @@ def questions(detection: Detection) -> list[Question]:
                     "the code does not show a port",
                 )
             )
-        if service.web and service.health is None:
+        if service.web is None and service.command is None:
+            asked.append(
+                Question(
+                    f"{where}.health",
+                    f"HTTP health path of {service.name}",
+                    DEFAULT_HEALTH,
+                    "no health route found: add one that answers 200",
+                    needs=f"{where}.port",
+                )
+            )
+        elif service.web and service.health is None:
             asked.append(
                 Question(
                     f"{where}.health",
