@@ -183,6 +183,7 @@ class Inventory:
     gitlab: list[str] = field(default_factory=list)
     kubernetes: list[str] = field(default_factory=list)
     kustomizations: list[str] = field(default_factory=list)
+    kustomize_files: list[str] = field(default_factory=list)
     terraform: list[str] = field(default_factory=list)
     terraform_dirs: list[str] = field(default_factory=list)
     shell: list[str] = field(default_factory=list)
@@ -200,6 +201,7 @@ class Inventory:
                 *self.actions,
                 *self.gitlab,
                 *self.kubernetes,
+                *self.kustomize_files,
                 *self.prometheus_configs,
                 *self.prometheus_rules,
                 *self.prometheus_tests,
@@ -214,7 +216,6 @@ class Inventory:
                 *self.terraform,
                 *self.shell,
                 *self.env_examples,
-                *(f"{d}/kustomization.yaml" for d in self.kustomizations),
             }
         )
 
@@ -304,8 +305,14 @@ def discover(root: Path, exclude: tuple[str, ...] = ()) -> Inventory:
             found.env_examples.append(path)
         elif name.endswith(_YAML):
             # Helm templates are not YAML until rendered: a chart is reported, not linted.
-            if not any(parent == c or parent.startswith(c + "/") or c == "." for c in charts):
-                _classify_yaml(root, path, parent in kustomize_dirs, found)
+            if any(parent == c or parent.startswith(c + "/") or c == "." for c in charts):
+                continue
+            if parent in kustomize_dirs:
+                # A kustomization's files may be partial patches: they are linted as YAML,
+                # and the built output is what the Kubernetes validators see.
+                found.kustomize_files.append(path)
+            else:
+                _classify_yaml(root, path, found)
         elif _is_shell(root / path):
             found.shell.append(path)
     found.kustomizations = _leaf_kustomizations(root, sorted(kustomize_dirs))
@@ -318,9 +325,7 @@ def discover(root: Path, exclude: tuple[str, ...] = ()) -> Inventory:
     return found
 
 
-def _classify_yaml(root: Path, path: str, in_kustomization: bool, found: Inventory) -> None:
-    if PurePosixPath(path).name in _KUSTOMIZATION:
-        return
+def _classify_yaml(root: Path, path: str, found: Inventory) -> None:
     documents = [d for d in _yaml_documents(root / path) if isinstance(d, dict)]
     if not documents:
         return
@@ -333,8 +338,7 @@ def _classify_yaml(root: Path, path: str, in_kustomization: bool, found: Invento
         isinstance(g, dict) and "rules" in g for g in first["groups"]
     ):
         found.prometheus_rules.append(path)
-    elif all("apiVersion" in d and "kind" in d for d in documents) and not in_kustomization:
-        # Inside a kustomization a file may be a partial patch: its built output is validated.
+    elif all("apiVersion" in d and "kind" in d for d in documents):
         found.kubernetes.append(path)
 
 
@@ -718,6 +722,10 @@ def _problem(root: Path, finding: lint.Finding, aliases: dict[str, str]) -> Prob
     line = finding.line if finding.line and finding.line > 0 else None
     # Some tools name resources by absolute path inside their messages.
     message = finding.message.replace(f"{root}/", "")
+    if finding.code == "unsupported":
+        # The tool cannot read this file at all (e.g. Debian's promtool has no Kubernetes
+        # service discovery): said plainly, but not held against the file.
+        return Problem(finding.tool, finding.code, path, line, message, "warning", False)
     return Problem(finding.tool, finding.code, path, line, message, level)
 
 

@@ -1,0 +1,404 @@
+"""`shipforge check`: drift, linting of generated and hand-written files, and its outputs.
+
+The full linter set (checkov included, a few seconds) runs once per repository through module
+fixtures; the drift tests run with --no-lint. Reports are read as JSON, and every SARIF log is
+validated against the official SARIF 2.1.0 schema (tests/fixtures/check).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from generator import lint
+from generator.check import Options, discover, format_json, run_check
+from generator.cli import app
+from generator.sarif import format_sarif
+from tests.conftest import EXAMPLES, ROOT, generate_tree
+
+EXAMPLE = EXAMPLES[0]
+SARIF_SCHEMA = Path(__file__).parent / "fixtures" / "check" / "sarif-schema-2.1.0.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools_dir() -> Iterator[None]:
+    """checkov and the npm tools live in the repository's tool folders, not on PATH."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHIPFORGE_TOOLS_DIR", str(ROOT))
+        yield
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    assert isinstance(result.exception, SystemExit | None), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def check_json(*args: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = run("check", *args, "--format", "json")
+    assert err == "", err
+    return code, json.loads(out)
+
+
+def require_all_ran(report: dict[str, Any]) -> None:
+    """Every linter that applied ran: locally a missing one skips, under CI it fails."""
+    missing = [f"{t['name']}: {t['skipped_reason']}" for t in report["tools"] if not t["ran"]]
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"linters did not run under CI: {missing}")
+    if missing:
+        pytest.skip(f"linters not installed: {missing}")
+
+
+def codes(report: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(p["source"], p["code"], p["path"]) for p in report["problems"] if p["failing"]}
+
+
+def validate_sarif(text: str) -> dict[str, Any]:
+    log: dict[str, Any] = json.loads(text)
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(log)]
+    assert not errors, errors
+    return log
+
+
+# --- fresh output --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Example 01 generated into a repository: descriptor, output and manifest."""
+    repo = tmp_path_factory.mktemp("fresh")
+    shutil.copy(EXAMPLE / "shipforge.yaml", repo / "shipforge.yaml")
+    return generate_tree(repo / "shipforge.yaml", repo)
+
+
+@pytest.fixture(scope="module")
+def fresh_report(fresh: Path) -> tuple[bool, dict[str, Any], str]:
+    """One full check (every linter, checkov included) of the fresh output, in each format."""
+    report = run_check(fresh, fresh / "shipforge.yaml", Options())
+    return report.ok, json.loads(format_json(report)), format_sarif(report)
+
+
+def test_fresh_output_passes_every_linter(fresh_report: tuple[bool, dict[str, Any], str]) -> None:
+    ok, report, _ = fresh_report
+    require_all_ran(report)
+    assert report["problems"] == [] and ok and report["ok"]
+    assert report["descriptor"] == "shipforge.yaml"
+    assert report["descriptor_status"] == "valid (2 services)"
+    ran = {t["tool"] for t in report["tools"]}
+    assert {"hadolint", "checkov", "docker-compose", "check-jsonschema", "yamllint"} <= ran
+    assert {"dotenv-linter", "detect-secrets"} <= ran
+
+
+def test_fresh_sarif_is_valid_and_empty(fresh_report: tuple[bool, dict[str, Any], str]) -> None:
+    log = validate_sarif(fresh_report[2])
+    (run_,) = log["runs"]
+    assert run_["tool"]["driver"]["name"] == "shipforge" and run_["results"] == []
+    assert run_["invocations"][0]["executionSuccessful"] is True
+
+
+# --- drift ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def repo(fresh: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(fresh, copy)
+    return copy
+
+
+def test_a_descriptor_change_is_drift_naming_each_file(repo: Path) -> None:
+    descriptor = repo / "shipforge.yaml"
+    descriptor.write_text(descriptor.read_text().replace("LOG_LEVEL: info", "LOG_LEVEL: debug"))
+    code, out, _ = run("check", str(repo), "--no-lint")
+    assert code == 1
+    assert "compose.yaml: shipforge drift-stale:" in out
+    assert "run `shipforge generate`" in out
+    assert "Dockerfile" not in out.split("findings:")[1], "the Dockerfile did not change"
+    assert out.rstrip().endswith("(exit 1)")
+
+
+def test_a_deleted_generated_file_is_missing(repo: Path) -> None:
+    (repo / "Dockerfile").unlink()
+    code, report = check_json(str(repo), "--no-lint")
+    assert code == 1 and ("shipforge", "drift-missing", "Dockerfile") in codes(report)
+
+
+def test_an_edit_is_reported_not_failed_unless_strict(repo: Path) -> None:
+    dockerfile = repo / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "# our own note\n")
+    code, out, _ = run("check", str(repo), "--no-lint")
+    assert code == 0
+    assert "Dockerfile: shipforge drift-edited (not a failure): edited since shipforge" in out
+    assert "1 edited" in out
+    code, report = check_json(str(repo), "--no-lint", "--strict")
+    assert code == 1 and ("shipforge", "drift-edited", "Dockerfile") in codes(report)
+
+
+def test_without_a_manifest_a_difference_cannot_be_called_an_edit(repo: Path) -> None:
+    shutil.rmtree(repo / ".shipforge")
+    compose = repo / "compose.yaml"
+    compose.write_text(compose.read_text().replace('"info"', '"warning"'))
+    code, report = check_json(str(repo), "--no-lint")
+    assert code == 1 and ("shipforge", "drift-unrecorded", "compose.yaml") in codes(report)
+
+
+def test_a_file_no_longer_generated_is_obsolete(repo: Path) -> None:
+    descriptor = repo / "shipforge.yaml"
+    descriptor.write_text(descriptor.read_text().replace("compose: true", "compose: false"))
+    code, report = check_json(str(repo), "--no-lint")
+    assert code == 1
+    assert ("shipforge", "drift-obsolete", "compose.production.yaml") in codes(report)
+
+
+def test_an_invalid_descriptor_fails_with_its_place(repo: Path) -> None:
+    descriptor = repo / "shipforge.yaml"
+    descriptor.write_text(descriptor.read_text().replace("port: 8000", "port: 80000"))
+    code, out, _ = run("check", str(repo), "--no-lint")
+    assert code == 1
+    assert "shipforge.yaml:15: shipforge invalid-descriptor: services.api.port:" in out
+
+
+# --- hand-written files, no descriptor -----------------------------------------------------
+
+BAD_DOCKERFILE = """\
+FROM python:latest
+ADD . /app
+RUN pip install -r /app/requirements.txt
+CMD python /app/main.py
+"""
+BAD_WORKFLOW = """\
+name: ci
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v5
+      - run: echo "${{ github.event.head_commit.message }}"
+"""
+BAD_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: "two"
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx
+          imagePullPolicy: Sometimes
+"""
+
+
+@pytest.fixture(scope="module")
+def handwritten(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with hand-written deployment files, each with known problems."""
+    repo = tmp_path_factory.mktemp("handwritten")
+    (repo / "my app").mkdir()
+    (repo / "my app" / "Dockerfile").write_text(BAD_DOCKERFILE)
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "ci.yml").write_text(BAD_WORKFLOW)
+    (repo / "k8s").mkdir()
+    (repo / "k8s" / "deployment.yaml").write_text(BAD_DEPLOYMENT)
+    (repo / "deploy.sh").write_text("#!/bin/sh\nrm -rf $1/cache\n")
+    (repo / ".env.example").write_text("export API_KEY=\n")
+    (repo / "infra").mkdir()
+    (repo / "infra" / "main.tf").write_text('variable "region" {\ndefault="eu-west-1"\n}\n')
+    (repo / "node_modules" / "x").mkdir(parents=True)
+    (repo / "node_modules" / "x" / "Dockerfile").write_text("FROM scratch\n")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def handwritten_report(handwritten: Path) -> tuple[bool, dict[str, Any], str]:
+    """One full check of the hand-written repository (no descriptor: lint only)."""
+    report = run_check(handwritten, None, Options())
+    assert report.notes == ["no shipforge.yaml: linting the deployment files only"]
+    return report.ok, json.loads(format_json(report)), format_sarif(report)
+
+
+def test_handwritten_files_are_linted_by_their_tools(
+    handwritten_report: tuple[bool, dict[str, Any], str],
+) -> None:
+    ok, report, _ = handwritten_report
+    assert not ok
+    require_all_ran(report)
+    found = codes(report)
+    expected = {
+        ("hadolint", "DL3007", "my app/Dockerfile"),
+        ("hadolint", "DL3020", "my app/Dockerfile"),
+        ("checkov", "CKV_DOCKER_3", "my app/Dockerfile"),
+        ("zizmor", "template-injection", ".github/workflows/ci.yml"),
+        ("actionlint", "expression", ".github/workflows/ci.yml"),
+        (
+            "check-jsonschema",
+            "custom.github-workflows-require-timeout",
+            ".github/workflows/ci.yml",
+        ),
+        ("checkov", "CKV_GHA_2", ".github/workflows/ci.yml"),
+        ("kubernetes-validate", "invalid", "k8s/deployment.yaml"),
+        ("shellcheck", "SC2086", "deploy.sh"),
+        ("dotenv-linter", "001", ".env.example"),
+        ("terraform-fmt", "fmt", "infra/main.tf"),
+    }
+    assert expected <= found, sorted(expected - found)
+    assert not any("node_modules" in path for _, _, path in found)
+    assert report["descriptor"] == "" and not report["drift"]
+
+
+def test_handwritten_sarif_is_valid_with_locations(
+    handwritten_report: tuple[bool, dict[str, Any], str],
+) -> None:
+    log = validate_sarif(handwritten_report[2])
+    (run_,) = log["runs"]
+    rules = {rule["id"]: rule for rule in run_["tool"]["driver"]["rules"]}
+    assert rules["hadolint/DL3007"]["helpUri"].endswith("/DL3007")
+    latest = next(r for r in run_["results"] if r["ruleId"] == "hadolint/DL3007")
+    assert run_["tool"]["driver"]["rules"][latest["ruleIndex"]]["id"] == "hadolint/DL3007"
+    (location,) = latest["locations"]
+    artifact = location["physicalLocation"]["artifactLocation"]
+    assert artifact == {"uri": "my%20app/Dockerfile", "uriBaseId": "%SRCROOT%"}
+    assert location["physicalLocation"]["region"] == {"startLine": 1}
+    assert latest["level"] == "warning"
+    assert all(r["locations"] for r in run_["results"])
+
+
+@pytest.fixture
+def bad_dockerfile(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Dockerfile").write_text(BAD_DOCKERFILE)
+    return repo
+
+
+def test_the_command_line_reports_and_exits_1(bad_dockerfile: Path) -> None:
+    code, out, _ = run("check", str(bad_dockerfile), "--skip", "checkov")
+    assert code == 1
+    assert "Dockerfile:1: hadolint DL3007: [warning] Using latest" in out
+    assert "checkov" in out and "skipped: skipped with --skip" in out
+    assert out.rstrip().endswith("problem(s) (exit 1)")
+
+
+def test_skipped_tools_are_notifications_in_sarif(bad_dockerfile: Path) -> None:
+    sarif = bad_dockerfile / "out" / "report.sarif"
+    code, out, _ = run(
+        "check", str(bad_dockerfile), "--skip", "checkov", "--format", "sarif", "-o", str(sarif)
+    )
+    assert code == 1 and "hadolint DL3007" in out, "the text report still prints"
+    log = validate_sarif(sarif.read_text())
+    notes = log["runs"][0]["invocations"][0]["toolConfigurationNotifications"]
+    assert notes[0]["message"]["text"] == "checkov did not run: skipped with --skip"
+
+
+def test_a_missing_tool_is_skipped_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    real = lint.find_tool
+    monkeypatch.setattr(lint, "find_tool", lambda name: None if name == "hadolint" else real(name))
+    report = run_check(tmp_path, None, Options(skip=("checkov",)))
+    (hadolint,) = [t for t in report.tools if t.tool == "hadolint"]
+    assert not hadolint.ran and "hadolint not installed" in hadolint.skipped_reason
+    assert "shipforge[lint]" in hadolint.skipped_reason
+    strict = run_check(tmp_path, None, Options(skip=("checkov",), require_tools=True))
+    assert any(p.code == "tool-skipped" for p in strict.failures)
+
+
+def test_an_empty_repository_is_not_a_pass(tmp_path: Path) -> None:
+    code, out, _ = run("check", str(tmp_path))
+    assert code == 1 and "found no shipforge.yaml and no deployment file" in out
+
+
+def test_gitlab_code_quality_report(bad_dockerfile: Path) -> None:
+    target = bad_dockerfile / "quality.json"
+    code, _, _ = run(
+        "check", str(bad_dockerfile), "--skip", "checkov", "--format", "gitlab", "-o", str(target)
+    )
+    issues = json.loads(target.read_text())
+    assert code == 1 and issues
+    for issue in issues:
+        assert set(issue) == {"description", "check_name", "fingerprint", "severity", "location"}
+        assert issue["severity"] in ("info", "minor", "major", "critical", "blocker")
+        assert issue["location"]["path"] == "Dockerfile"
+        assert issue["location"]["lines"]["begin"] >= 1
+    assert len({i["fingerprint"] for i in issues}) == len(issues)
+
+
+# --- discovery -----------------------------------------------------------------------------
+
+
+def test_discovery_names_each_kind_of_deployment_file(tmp_path: Path) -> None:
+    files = {
+        "Dockerfile.worker": "FROM scratch\n",
+        "services/api/Containerfile": "FROM scratch\n",
+        "docker-compose.override.yml": "services: {}\n",
+        "compose.prod.yaml": "services: {}\n",
+        ".github/workflows/release.yaml": "on: push\n",
+        "action.yml": "name: x\n",
+        "ci/deploy.gitlab-ci.yml": "job: {script: [x]}\n",
+        ".gitlab-ci.yml": "job: {script: [x]}\n",
+        "deploy/app.yaml": "apiVersion: v1\nkind: Service\n---\napiVersion: v1\nkind: ConfigMap\n",
+        "deploy/values.yaml": "replicas: 2\n",
+        "k8s/base/kustomization.yaml": "resources: [app.yaml]\n",
+        "k8s/base/app.yaml": "apiVersion: v1\nkind: Service\n",
+        "k8s/prod/kustomization.yaml": "resources: [../base]\n",
+        "k8s/prod/patch.yaml": "kind: Deployment\n",
+        "chart/Chart.yaml": "name: x\n",
+        "chart/templates/app.yaml": "{{ .Values.x }}\n",
+        "infra/main.tf": "",
+        "infra/modules/db/main.tf": "",
+        "scripts/deploy.sh": "echo\n",
+        ".env.production.example": "A=\n",
+        "app.env.sample": "A=\n",
+        ".env": "SECRET=1\n",
+        "monitoring/prometheus.yml": "scrape_configs: []\n",
+        "monitoring/alerts.yml": "groups: [{name: a, rules: []}]\n",
+        "monitoring/alerts.test.yml": "rule_files: [alerts.yml]\ntests: []\n",
+        "node_modules/pkg/Dockerfile": "FROM scratch\n",
+        ".venv/lib/compose.yaml": "services: {}\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    run_script = tmp_path / "bin" / "run"
+    run_script.parent.mkdir()
+    run_script.write_text("#!/usr/bin/env bash\necho\n")
+    run_script.chmod(0o755)
+    found = discover(tmp_path)
+    assert found.dockerfiles == ["Dockerfile.worker", "services/api/Containerfile"]
+    assert found.compose == ["compose.prod.yaml", "docker-compose.override.yml"]
+    assert found.workflows == [".github/workflows/release.yaml"]
+    assert found.actions == ["action.yml"]
+    assert found.gitlab == [".gitlab-ci.yml", "ci/deploy.gitlab-ci.yml"]
+    assert found.kubernetes == ["deploy/app.yaml"]
+    assert found.kustomizations == ["k8s/prod"], "the base is built through its overlay"
+    assert "k8s/prod/patch.yaml" in found.kustomize_files
+    assert found.helm_charts == ["chart"]
+    assert found.terraform_dirs == ["infra"]
+    assert found.shell == ["bin/run", "scripts/deploy.sh"]
+    assert found.env_examples == [".env.production.example", "app.env.sample"]
+    assert found.prometheus_configs == ["monitoring/prometheus.yml"]
+    assert found.prometheus_rules == ["monitoring/alerts.yml"]
+    assert found.prometheus_tests == ["monitoring/alerts.test.yml"]
+    assert discover(tmp_path, exclude=("infra",)).terraform == []
+
+
+def test_check_is_deterministic(fresh: Path) -> None:
+    first = run("check", str(fresh), "--no-lint", "--format", "sarif")[1]
+    assert first == run("check", str(fresh), "--no-lint", "--format", "sarif")[1]
