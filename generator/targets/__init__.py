@@ -15,7 +15,7 @@ from typing import Any
 from generator.errors import Issue
 from generator.model import Project
 from generator.render import Rendered
-from generator.targets import compose, docker, env, monitoring
+from generator.targets import compose, docker, env, kubernetes, monitoring
 
 Check = Callable[[Project, list[Rendered]], list[Issue]]
 View = Callable[[Project], dict[str, Any]]
@@ -35,6 +35,7 @@ TARGETS: tuple[Target, ...] = (
     Target("docker", docker.TEMPLATES, docker.check),
     Target("compose", compose.TEMPLATES, compose.check),
     Target("env", env.TEMPLATES, env.check),
+    Target("kubernetes", kubernetes.TEMPLATES, kubernetes.check, kubernetes.view),
     Target("monitoring", monitoring.TEMPLATES, monitoring.check, monitoring.view),
 )
 
