@@ -311,6 +311,90 @@ def _ask(prompt: str, default: str, key: str) -> str:
         typer.echo("a port is a number from 1 to 65535", err=True)
 
 
+@app.command()
+def adopt(
+    template: Annotated[
+        str,
+        typer.Option(
+            "--template",
+            help="The shipforge template repository (a git URL or path) `copier update` takes "
+            "new versions from. Ignored in a project that already has .copier-answers.yml.",
+        ),
+    ],
+    ref: Annotated[
+        str | None,
+        typer.Option(
+            "--ref",
+            help="Its tag or commit that generated these files (default: its newest tag).",
+        ),
+    ] = None,
+    descriptor: Descriptor = Path("shipforge.yaml"),
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Adopt even where the template renders something else."),
+    ] = False,
+) -> None:
+    """Make a project made by `shipforge generate` updatable with `copier update`.
+
+    Writes the .copier-answers.yml copier would have written, and records what the template
+    renders in .shipforge/manifest.json. Commit both.
+    """
+    from generator.lifecycle import adopt as run
+
+    with _handle_errors():
+        outcome = run(descriptor.parent, descriptor, template, ref, force)
+    for path in outcome.changed:
+        typer.echo(f"wrote: {path}")
+    for path in outcome.edited:
+        typer.echo(f"yours: {path} (differs from the template: copier update keeps the difference)")
+    for path in outcome.mismatched:
+        typer.echo(f"warning: {path}: shipforge wrote something else than the template renders")
+    typer.echo(f"adopted at {outcome.commit or 'the template default'} of {outcome.template}")
+    typer.echo("next: commit, then `shipforge upgrade` (or `copier update --trust --defaults`)")
+
+
+@app.command()
+def upgrade(
+    descriptor: Descriptor = Path("shipforge.yaml"),
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Template tag or commit (default: the newest tag); `:current:` keeps the "
+            "version and only applies descriptor changes.",
+        ),
+    ] = None,
+    conflict: Annotated[
+        str,
+        typer.Option("--conflict", help="inline (markers in the file) or rej (.rej files)."),
+    ] = "inline",
+) -> None:
+    """Take template changes and descriptor changes through `copier update`, keeping your edits.
+
+    Needs a committed git repository with .copier-answers.yml (from `copier copy` or
+    `shipforge adopt`). Exit 1 when a change overlaps one of your edits: resolve the conflicts
+    it names, then commit.
+    """
+    from generator.lifecycle import upgrade as run
+
+    if conflict not in ("inline", "rej"):
+        _fail("--conflict must be inline or rej", (), 2)
+    with _handle_errors():
+        outcome = run(descriptor.parent, descriptor, to, conflict)
+    for path in outcome.changed:
+        mark = "conflict" if path in outcome.conflicts else "changed"
+        typer.echo(f"{mark}: {path}")
+    typer.echo(f"now at {outcome.commit} of {outcome.template}")
+    if outcome.conflicts:
+        typer.echo(
+            f"{len(outcome.conflicts)} conflict(s): your edit and the update touch the same "
+            "lines; resolve them (markers or .rej files), then commit",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo("review with `git diff`, then commit")
+
+
 def main() -> None:
     """Entry point: typer's usage errors exit 2; anything unexpected is our bug."""
     try:
