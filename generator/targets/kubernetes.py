@@ -28,9 +28,9 @@ from generator.render import Rendered
 
 TEMPLATES = ("*model.targets.kubernetes*",)
 
-# Kubernetes' own service-links env vars (API_PORT, ...) could shadow the app's configuration.
-# Secrets are mounted as files here, and an entrypoint exports each one as an env var, so
-# unmodified 12-factor apps work while no secret value sits in the pod spec (CKV_K8S_35).
+# Secrets are mounted as files here, and a fixed first step exports each one as an env var of
+# the same name before exec'ing the command, so unmodified 12-factor apps work while no secret
+# travels through the pod spec's env (CKV_K8S_35). `$(cat)` drops trailing newlines.
 SECRETS_DIR = "/run/secrets/app"
 EXPORT_SECRETS = (
     "set -eu; "
@@ -120,10 +120,7 @@ def _service_view(project: Project, service: Service) -> dict[str, Any]:
     skips = [("CKV_K8S_14", IMAGE_PINNED_AT_DEPLOY), ("CKV_K8S_43", IMAGE_PINNED_AT_DEPLOY)]
     if not service.web:
         skips += [("CKV_K8S_8", WORKER_PROBES), ("CKV_K8S_9", WORKER_PROBES)]
-    release_skips = [
-        ("CKV_K8S_14", IMAGE_PINNED_AT_DEPLOY),
-        ("CKV_K8S_43", IMAGE_PINNED_AT_DEPLOY),
-    ]
+    release_skips = skips[:2]
     monitoring = project.monitoring.prometheus and service.web
     return {
         "name": service.name,
@@ -203,6 +200,7 @@ def view(project: Project) -> dict[str, Any]:
     releases = [s for s in services if s["release"]]
     return {
         "services": services,
+        "images": sorted({s.image_repository for s in project.services}),
         "release_services": releases,
         "environments": environments,
         "project_labels": {
