@@ -56,3 +56,8 @@ def public_host(service: str, domain: str, public_services: int) -> str:
     if not domain:
         return ""
     return domain if public_services == 1 else f"{service}.{domain}"
+
+
+def pm2_app(project: str, service: str) -> str:
+    """The PM2 app name of a service: unique on a host that runs several projects' apps."""
+    return f"{project}-{service}"

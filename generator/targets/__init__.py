@@ -15,7 +15,7 @@ from typing import Any
 from generator.errors import Issue
 from generator.model import Project
 from generator.render import Rendered
-from generator.targets import compose, docker, env, kubernetes, monitoring
+from generator.targets import compose, docker, env, kubernetes, monitoring, pm2
 
 Check = Callable[[Project, list[Rendered]], list[Issue]]
 View = Callable[[Project], dict[str, Any]]
@@ -37,6 +37,7 @@ TARGETS: tuple[Target, ...] = (
     Target("env", env.TEMPLATES, env.check),
     Target("kubernetes", kubernetes.TEMPLATES, kubernetes.check, kubernetes.view),
     Target("monitoring", monitoring.TEMPLATES, monitoring.check, monitoring.view),
+    Target("pm2", pm2.TEMPLATES, pm2.check, pm2.view),
 )
 
 
