@@ -377,3 +377,34 @@ def test_monitoring_off_emits_nothing(generated: dict[str, Path]) -> None:
             assert not (root / "monitoring").exists()
             if (root / "compose.yaml").exists():
                 assert "prometheus" not in (root / "compose.yaml").read_text()
+
+
+def test_the_target_owns_and_checks_its_templates() -> None:
+    from generator.render import TEMPLATE_DIR, Rendered
+    from generator.targets import owner
+
+    mine = [
+        p.relative_to(TEMPLATE_DIR).as_posix()
+        for p in TEMPLATE_DIR.rglob("*.jinja")
+        if p.relative_to(TEMPLATE_DIR).parts[0].endswith("monitoring{% endif %}")
+    ]
+    assert len(mine) == 7
+    assert {getattr(owner(t), "name", None) for t in mine} == {"monitoring"}
+    project = generator_project()
+    bad = [
+        Rendered("monitoring/alerts.yml", mine[0], "groups: [", False),
+        Rendered("monitoring/grafana/dashboards/api.json", mine[0], "{", False),
+        Rendered(
+            "monitoring/grafana/dashboards/web.json",
+            mine[0],
+            json.dumps({"panels": [{"targets": [{"datasource": {"uid": "other"}}]}]}),
+            False,
+        ),
+    ]
+    assert [issue.file for issue in monitoring.check(project, bad)] == [b.path for b in bad]
+
+
+def generator_project() -> Any:
+    from generator.loader import load as load_descriptor
+
+    return load_descriptor(EXAMPLES[0] / "shipforge.yaml")

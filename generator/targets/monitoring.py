@@ -372,6 +372,7 @@ def view(project: Project) -> dict[str, Any]:
         # host of PM2 or plain containers. A Kubernetes-only project gets only its own config.
         "host": not kubernetes_only,
         "compose": project.targets.compose,
+        "kubernetes": project.targets.kubernetes,
         "jobs": [
             {
                 "name": s.name,
