@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from generator.check import Options, discover, format_json, run_check
 from generator.cli import app
 from generator.sarif import format_sarif
 from tests.conftest import EXAMPLES, ROOT, generate_tree
+from tests.toolcheck import require
 
 EXAMPLE = EXAMPLES[0]
 SARIF_SCHEMA = Path(__file__).parent / "fixtures" / "check" / "sarif-schema-2.1.0.json"
@@ -402,3 +404,154 @@ def test_discovery_names_each_kind_of_deployment_file(tmp_path: Path) -> None:
 def test_check_is_deterministic(fresh: Path) -> None:
     first = run("check", str(fresh), "--no-lint", "--format", "sarif")[1]
     assert first == run("check", str(fresh), "--no-lint", "--format", "sarif")[1]
+
+
+# --- use in other people's CI --------------------------------------------------------------
+
+CI_TEMPLATES = ROOT / "docs" / "ci-templates"
+GITHUB_SAMPLE = CI_TEMPLATES / "shipforge-check.github-workflow.yml"
+GITLAB_TEMPLATE = CI_TEMPLATES / "shipforge-check.gitlab-ci.yml"
+
+
+def lint_pins() -> list[str]:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins: list[str] = data["project"]["optional-dependencies"]["lint"]
+    return pins
+
+
+def test_the_action_passes_its_linters() -> None:
+    action = str(ROOT / "action.yml")
+    require(lint.check_jsonschema([action], "vendor.github-actions"))
+    require(lint.zizmor([action]))
+    require(lint.yamllint([action]))
+
+
+def test_the_action_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    import yaml
+
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    scripts = []
+    for index, step in enumerate(action["runs"]["steps"]):
+        if "run" in step:
+            assert step["shell"] == "bash" and "${{" not in step["run"], step["name"]
+            script = tmp_path / f"step-{index}.sh"
+            # GitHub runs `bash -e -o pipefail` for `shell: bash`.
+            script.write_text("#!/bin/bash\nset -eo pipefail\n" + step["run"])
+            scripts.append(script)
+    assert len(scripts) == 3
+    require(lint.shellcheck(scripts))
+
+
+def test_the_sample_workflow_passes_every_workflow_linter(tmp_path: Path) -> None:
+    sample = str(GITHUB_SAMPLE)
+    require(lint.actionlint([sample]))
+    require(lint.zizmor([sample]))
+    require(lint.check_jsonschema([sample], "vendor.github-workflows"))
+    require(lint.check_jsonschema([sample], "custom.github-workflows-require-timeout"))
+    require(lint.yamllint([sample]))
+    # checkov reads workflows and GitLab pipelines only where they live in a repository.
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy(GITHUB_SAMPLE, tmp_path / ".github" / "workflows" / "shipforge-check.yml")
+    shutil.copy(GITLAB_TEMPLATE, tmp_path / ".gitlab-ci.yml")
+    require(
+        lint.checkov(
+            [
+                str(tmp_path / ".github/workflows/shipforge-check.yml"),
+                str(tmp_path / ".gitlab-ci.yml"),
+            ],
+            ["github_actions", "gitlab_ci", "secrets"],
+        )
+    )
+
+
+def test_the_gitlab_template_passes_its_linters() -> None:
+    require(lint.check_jsonschema([str(GITLAB_TEMPLATE)], "vendor.gitlab-ci"))
+    require(lint.yamllint([str(GITLAB_TEMPLATE)]))
+
+
+def test_installers_use_the_same_pins() -> None:
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hooks[0]["additional_dependencies"] == lint_pins(), "the [lint] extra, pin for pin"
+    checkov_pin = next(
+        line.split('"')[1]
+        for line in (ROOT / "tests" / "install-tools.sh").read_text().splitlines()
+        if line.startswith("CHECKOV_PIN=")
+    )
+    assert checkov_pin in (ROOT / "action.yml").read_text()
+    assert checkov_pin in GITLAB_TEMPLATE.read_text()
+
+
+def test_the_pre_commit_hooks_run_check_on_deployment_files() -> None:
+    import re
+
+    import yaml
+
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"shipforge-check", "shipforge-check-system"}
+    for hook in hooks.values():
+        assert hook["entry"] == "shipforge check" and hook["pass_filenames"] is False
+    assert hooks["shipforge-check"]["language"] == "python"
+    assert hooks["shipforge-check-system"]["language"] == "system"
+    files = re.compile(hooks["shipforge-check"]["files"])
+    matching = [
+        "shipforge.yaml", "Dockerfile", "api/Dockerfile.worker", "compose.production.yaml",
+        ".github/workflows/ci.yml", ".gitlab-ci.yml", "k8s/base/deployment.yaml",
+        "infra/main.tf", "scripts/deploy.sh", ".env.production.example", "action.yml",
+        "monitoring/alerts.yml", ".shipforge/manifest.json",
+    ]  # fmt: skip
+    assert [p for p in matching if not files.search(p)] == []
+    assert [p for p in ("README.md", "src/app.py", "package.json") if files.search(p)] == []
+
+
+def gitlab_ci_local(repo: Path, *variables: str) -> subprocess.CompletedProcess[str]:
+    tool = lint.find_tool("gitlab-ci-local")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("gitlab-ci-local is not installed (tests/install-tools.sh)")
+        pytest.skip("gitlab-ci-local is not installed")
+    (repo / "ci").mkdir(parents=True)
+    shutil.copy(GITLAB_TEMPLATE, repo / "ci" / "shipforge-check.gitlab-ci.yml")
+    (repo / ".gitlab-ci.yml").write_text(
+        "include:\n  - local: ci/shipforge-check.gitlab-ci.yml\nstages: [test]\n"
+    )
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "x"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env)
+    arguments = [item for v in variables for item in ("--variable", v)]
+    return subprocess.run(
+        [tool, "--force-shell-executor", *arguments, "shipforge-check"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+
+
+def test_the_gitlab_template_fails_loudly_without_its_package(tmp_path: Path) -> None:
+    result = gitlab_ci_local(tmp_path / "repo")
+    assert result.returncode == 1
+    assert "SHIPFORGE_PACKAGE is not set" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_gitlab_template_installs_and_runs_check(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "Dockerfile").write_text(BAD_DOCKERFILE)
+    result = gitlab_ci_local(
+        repo,
+        f"SHIPFORGE_PACKAGE={ROOT}[lint]",
+        "SHIPFORGE_CHECK_ARGS=--exclude .gitlab-ci-local",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Dockerfile:1: hadolint DL3007" in output
+    assert "ci/shipforge-check.gitlab-ci.yml" not in output, "the template itself is clean"
+    report = json.loads((repo / "gl-code-quality-report.json").read_text())
+    assert {issue["check_name"] for issue in report} >= {"hadolint/DL3007"}
