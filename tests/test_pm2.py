@@ -19,20 +19,21 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
-from generator import naming
+from generator import naming, render
 from generator.formats import dotenv
 from generator.lint import detect_secrets
 from generator.loader import load, validate
 from generator.model import Project, Service, build_project
+from generator.targets import context
 from generator.targets import pm2 as pm2_target
 from tests.conftest import EXAMPLES, ROOT, generate_tree
 from tests.toolcheck import require
@@ -217,6 +218,22 @@ def test_install_steps_follow_the_package_manager_and_keep_the_build_a_shell_lin
         ["sh", "-c", "pnpm -r run build && echo done"],
     ]
     assert installs["api"]["steps"][0] == ["python3.11", "-m", "venv", ".venv"]
+
+
+def test_check_reports_a_missing_app_or_deploy_entry() -> None:
+    project = load(HOSTILE)
+    env = render.environment()
+    variables = context(project)
+    rendered = render.render(env, render.plan(env, variables), variables)
+    files = [f for f in rendered if f.path == "ecosystem.config.js"]
+    assert pm2_target.check(project, files) == []
+    broken = (
+        files[0]
+        .content.replace('name: "odd-values-api",', "")
+        .replace('"production": deployTo(', "")
+    )
+    messages = [i.message for i in pm2_target.check(project, [replace(files[0], content=broken)])]
+    assert messages == ["no PM2 app for service api", "no deploy entry for environment production"]
 
 
 def test_post_deploy_survives_pm2_deploy_shell_handling() -> None:
@@ -873,7 +890,11 @@ def test_pm2_deploy_sets_up_deploys_and_reverts_on_localhost(
 
     _write(repo / "VERSION", "2\n")
     _git(repo, "commit", "-q", "-am", "v2")
-    pm2("deploy", "ecosystem.config.js", "production", cwd=repo)
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    # As CI deploys: the exact commit it built and tested.
+    pm2("deploy", "ecosystem.config.js", "production", "ref", sha, cwd=repo)
     pm2.wait("version 2 served", lambda: health(web.port, web.health)["version"] == "2")
 
     pm2("deploy", "ecosystem.config.js", "production", "revert", "1", cwd=repo)
