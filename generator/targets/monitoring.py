@@ -2,8 +2,9 @@
 
 Every web service is scraped on `monitoring.metrics_path` under the job name of the service, in
 compose (DNS discovery of the service name, one target per replica), on a plain host (a static
-target on 127.0.0.1) and in Kubernetes (pod discovery keyed on the `app.kubernetes.io/name` and `part-of` labels). The
-alert rules and dashboards select on that one `job` label, so they serve every platform alike.
+target on 127.0.0.1) and in Kubernetes (pod discovery keyed on the kubernetes target's pod
+labels). The alert rules and dashboards select on that one `job` label, so they serve every
+platform alike.
 Workers serve no HTTP and cannot be scraped: they get neither a job nor alerts.
 """
 
@@ -155,7 +156,7 @@ def _expected(rule: dict[str, Any], job: str, labels: dict[str, str], value: str
 
 def _healthy(service: Service, instance: str) -> list[dict[str, str]]:
     """Series of a service in good health: up, not restarting, 1.6% errors, p95 of 0.45 s."""
-    job = f"job='{service.name}', instance='{instance}'"
+    job = f"job={promql_str(service.name)}, instance={promql_str(instance)}"
     return [
         {"series": f"up{{{job}}}", "samples": "1+0x30"},
         {"series": f"process_start_time_seconds{{{job}}}", "samples": "1000+0x30"},
@@ -186,7 +187,7 @@ def _tests(services: list[Service], rules: dict[str, list[dict[str, Any]]]) -> l
     tests: list[dict[str, Any]] = []
     for service in services:
         instance = f"{service.name}:{service.port}"
-        job = f"job='{service.name}', instance='{instance}'"
+        job = f"job={promql_str(service.name)}, instance={promql_str(instance)}"
         others = [s for s in services if s is not service]
         background = [row for s in others for row in _healthy(s, f"{s.name}:{s.port}")]
         by_alert = {rule["alert"]: rule for rule in rules[service.name]}
