@@ -61,3 +61,13 @@ def public_host(service: str, domain: str, public_services: int) -> str:
 def pm2_app(project: str, service: str) -> str:
     """The PM2 app name of a service: unique on a host that runs several projects' apps."""
     return f"{project}-{service}"
+
+
+def cloud_run_job(project: str, environment: str, service: str) -> str:
+    """The Cloud Run job that runs a service's `release` command in an environment."""
+    return fit(f"{project}-{environment}-{service}-release", CLOUD_RUN)
+
+
+def container_app_job(project: str, environment: str, service: str) -> str:
+    """The Azure Container Apps job that runs a service's `release` command in an environment."""
+    return fit(f"{project}-{environment}-{service}-release", CONTAINER_APP)
