@@ -44,6 +44,8 @@ def test_compose_files_pass_compose_and_the_compose_spec(
 @pytest.mark.parametrize("name", IDS)
 def test_all_yaml_passes_yamllint(name: str, generated: dict[str, Path]) -> None:
     yaml_files = files(generated[name], "*.yaml") + files(generated[name], "*.yml")
+    if not yaml_files:
+        pytest.skip("no YAML in this example's output")
     require(lint.yamllint(yaml_files, YAMLLINT_CONFIG))
 
 
