@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from generator import lint
-from generator.check import Options, discover, format_json, run_check
+from generator.check import Options, discover, format_json, format_text, run_check
 from generator.cli import app
 from generator.sarif import format_sarif
 from tests.conftest import EXAMPLES, ROOT, generate_tree
@@ -340,6 +340,53 @@ def test_gitlab_code_quality_report(bad_dockerfile: Path) -> None:
         assert issue["location"]["path"] == "Dockerfile"
         assert issue["location"]["lines"]["begin"] >= 1
     assert len({i["fingerprint"] for i in issues}) == len(issues)
+
+
+HOSTILE = """\
+version: 1
+project:
+  name: hostile
+  description: "quotes \\" and ${{ github.token }} and {{ x }} and $(id)\\nnewline"
+services:
+  api:
+    runtime: python
+    command: "uvicorn app:app --host 0.0.0.0 --port 8000 --root-path '${{ x }}'"
+    port: 8000
+    env:
+      MODE: "on"
+      PERMS: "0755"
+      TEMPLATE: "{{ x }} {% raw %} `id`"
+      QUOTED: "it's \\"quoted\\" # not a comment"
+      NEWLINE: "a\\nb"
+    secrets: [API_TOKEN]
+    release: "python -c 'print(1)' # $(id)"
+"""
+
+
+def hostile_repo(root: Path, extra_env: str = "") -> Path:
+    root.mkdir()
+    (root / "shipforge.yaml").write_text(
+        HOSTILE.replace("    secrets:", extra_env + "    secrets:")
+    )
+    return generate_tree(root / "shipforge.yaml", root)
+
+
+def test_fresh_output_of_hostile_values_passes(tmp_path: Path) -> None:
+    repo = hostile_repo(tmp_path / "repo")
+    report = run_check(repo, repo / "shipforge.yaml", Options(skip=("checkov",)))
+    assert report.ok, format_text(report)
+    assert validate_sarif(format_sarif(report))["runs"][0]["results"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: formats.dotenv double-quotes a value with `$`, and compose interpolates "
+    "double-quoted .env values, so `docker compose` rejects the .env copied from .env.example",
+)
+def test_an_env_value_with_a_dollar_survives_compose(tmp_path: Path) -> None:
+    repo = hostile_repo(tmp_path / "repo", '      DOLLAR: "${{ y }} $(id)"\n')
+    report = run_check(repo, repo / "shipforge.yaml", Options(skip=("checkov",)))
+    assert report.ok, format_text(report)
 
 
 # --- discovery -----------------------------------------------------------------------------
