@@ -392,7 +392,7 @@ def upgrade(
             err=True,
         )
         raise typer.Exit(1)
-    typer.echo("review with `git diff`, then commit")
+    typer.echo("review with `git diff`, then commit (.shipforge/manifest.json included)")
 
 
 def main() -> None:

@@ -109,7 +109,8 @@ def require_clean_git(root: Path) -> None:
     """copier update merges through git: the project must be a git repository, committed."""
     if _git(root, "rev-parse", "--is-inside-work-tree").strip() != "true":
         raise LifecycleError("not a git repository", (Issue("copier update needs git", str(root)),))
-    dirty = _git(root, "status", "--porcelain", "--untracked-files=no").strip()
+    # copier counts untracked files as changes too (the manifest included).
+    dirty = _git(root, "status", "--porcelain").strip()
     if dirty:
         raise LifecycleError(
             "uncommitted changes",

@@ -226,8 +226,14 @@ def test_plain_copier_data_file_keeps_a_removed_block(project: Path) -> None:
 def test_upgrade_needs_a_committed_tree(project: Path) -> None:
     (project / "compose.yaml").write_text("# half-done\n")
     code, _, err = run("upgrade", cwd=project)
-    assert code == 1 and "uncommitted changes" in err
+    assert code == 1 and "uncommitted changes" in err and "compose.yaml" in err
     assert (project / "compose.yaml").read_text() == "# half-done\n"
+    # Untracked files count too, as they do for copier: the manifest must be committed.
+    git(project, "checkout", "compose.yaml")
+    (project / ".shipforge").mkdir()
+    (project / ".shipforge" / "manifest.json").write_text("{}\n")
+    code, _, err = run("upgrade", cwd=project)
+    assert code == 1 and ".shipforge/" in err
 
 
 def test_upgrade_without_answers_says_to_adopt(tmp_path: Path) -> None:
