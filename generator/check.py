@@ -151,6 +151,8 @@ def run_check(root: Path, descriptor: Path | None, options: Options) -> Report:
     if descriptor is not None:
         clean = check_drift(descriptor, root, report, options.strict)
         _copier_note(root, report)
+    elif (root / ".shipforge" / "manifest.json").is_file():
+        clean = check_recorded(root, report, options.strict)
     else:
         report.notes.append("no shipforge.yaml: linting the deployment files only")
     inventory = discover(root, options.exclude)
@@ -424,6 +426,54 @@ def check_drift(descriptor: Path, root: Path, report: Report, strict: bool) -> s
                 failing=fails,
             )
         )
+    return clean
+
+
+def check_recorded(root: Path, report: Report, strict: bool) -> set[str]:
+    """Without a descriptor (output written with --out elsewhere): compare with the manifest.
+
+    A recorded file that is gone is missing; one whose hash changed is edited. Whether the
+    descriptor now generates something else needs the descriptor (--descriptor).
+    """
+    from generator.writer import digest, read_manifest
+
+    report.notes.append(
+        "no shipforge.yaml here: files compared with .shipforge/manifest.json only; pass "
+        "--descriptor to compare them with what the descriptor generates"
+    )
+    clean: set[str] = set()
+    for path, recorded in sorted(read_manifest(root).items()):
+        target = root / path
+        try:
+            current = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            status = "missing"
+        except (OSError, UnicodeDecodeError):
+            status = "edited"
+        else:
+            if digest(current) == recorded:
+                clean.add(path)
+                continue
+            status = "edited"
+        report.drift[path] = status
+        fails = DRIFT[status][0] or strict
+        why = (
+            "recorded in .shipforge/manifest.json but not there: run `shipforge generate`"
+            if status == "missing"
+            else DRIFT[status][1]
+        )
+        report.problems.append(
+            Problem(
+                "shipforge",
+                f"drift-{status}",
+                path,
+                None,
+                why,
+                level="error" if fails else "note",
+                failing=fails,
+            )
+        )
+    report.generated = len(clean) + len(report.drift)
     return clean
 
 
