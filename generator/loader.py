@@ -407,19 +407,27 @@ def semantic_issues(data: dict[str, Any], file: str, lines: Lines) -> list[Issue
         for key in set(service.get("env", {})) & set(service.get("secrets", [])):
             add(f"{where}.env.{key}", f"`{key}` is both configuration and a secret", "keep one")
 
+    # Names the generated files already use beside the services' own.
+    monitoring = data.get("monitoring", {})
+    reserved = {store: "a declared datastore" for store in datastores}
+    if monitoring.get("prometheus"):
+        reserved["prometheus"] = "the monitoring profile's Prometheus"
+    if monitoring.get("grafana"):
+        reserved["grafana"] = "the monitoring profile's Grafana"
+    if targets.get("kubernetes"):
+        reserved["default-deny"] = "the Kubernetes default-deny NetworkPolicy"
     names = set(data["services"])
     for name in data["services"]:
-        for taken, why in ((f"{name}-release", "the release job of"),):
-            if taken in names:
-                add(
-                    f"services.{taken}",
-                    f"`{taken}` is also the name of {why} `{name}`",
-                    "rename one of the services",
-                )
-        if name in datastores:
+        if f"{name}-release" in names:
+            add(
+                f"services.{name}-release",
+                f"`{name}-release` is also the name of the release job of `{name}`",
+                "rename one of the services",
+            )
+        if name in reserved:
             add(
                 f"services.{name}",
-                f"`{name}` is also the name of a declared datastore",
+                f"`{name}` is also the name of {reserved[name]}",
                 "rename the service",
             )
 
@@ -448,7 +456,6 @@ def semantic_issues(data: dict[str, Any], file: str, lines: Lines) -> list[Issue
                 f"deploy: {deploy} is driven by CI, and targets.ci is none",
                 "set targets.ci: github or gitlab",
             )
-    monitoring = data.get("monitoring", {})
     if monitoring.get("grafana") and not monitoring.get("prometheus"):
         add(
             "monitoring.grafana",

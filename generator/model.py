@@ -449,15 +449,18 @@ def build_project(data: dict[str, Any]) -> Project:
         targets=targets,
         deploy=data.get("deploy", "none"),
         monitoring=monitoring,
-        env_development=_env_entries(services, datastores, production=False),
-        env_production=_env_entries(services, datastores, production=True),
+        env_development=_env_entries(services, datastores, monitoring, production=False),
+        env_production=_env_entries(services, datastores, monitoring, production=True),
         secrets=all_secrets,
         app_uid=APP_UID,
     )
 
 
 def _env_entries(
-    services: list[Service], datastores: tuple[Datastore, ...], production: bool
+    services: list[Service],
+    datastores: tuple[Datastore, ...],
+    monitoring: Monitoring,
+    production: bool,
 ) -> tuple[EnvEntry, ...]:
     """The lines of an .env template: configuration once per name, then every secret, empty."""
     entries: list[EnvEntry] = []
@@ -508,4 +511,14 @@ def _env_entries(
             entries.append(
                 EnvEntry(secret, "", True, f"secret for {users}: its value lives in {where}")
             )
+    if monitoring.grafana:
+        # The compose monitoring profile's Grafana refuses to start without it.
+        entries.append(
+            EnvEntry(
+                "GRAFANA_ADMIN_PASSWORD",
+                "",
+                True,
+                f"secret for Grafana's admin user: its value lives in {where}",
+            )
+        )
     return tuple(entries)

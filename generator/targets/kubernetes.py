@@ -26,7 +26,7 @@ from generator.errors import Issue
 from generator.model import Project, Service
 from generator.render import Rendered
 
-TEMPLATES = ("*model.targets.kubernetes*",)
+TEMPLATES = ("{% if model.targets.kubernetes %}k8s{% endif %}/*",)
 
 # Secrets are mounted as files here, and a fixed first step exports each one as an env var of
 # the same name before exec'ing the command, so unmodified 12-factor apps work while no secret
