@@ -65,6 +65,13 @@ MATRIX_SERVICES = """
     autoscale: {min: 2, max: 5}
     secrets: [SESSION_KEY]
     uses: [postgres]
+  store:
+    runtime: python
+    command: python -m store
+    port: 7000
+    volumes:
+      - {name: blobs, mount: /var/lib/store, size: 1536Mi}
+      - {name: cache, mount: /srv/cache}
 """
 MATRIX = {f"matrix-{cloud}": (cloud, "datastores") for cloud in terraform.CLOUDS}
 
@@ -590,6 +597,62 @@ def test_container_apps_use_revisions_probes_and_key_vault(
                 grant = grants[f"{key}_reads_{terraform._ident(name)}"]
                 assert grant["scope"].endswith(f'/secrets/{kebab}"')
             assert (f"{key}_release" in jobs) == bool(service.release)
+
+
+# ---- volumes ----------------------------------------------------------------------------------
+
+
+def test_volumes_are_persistent_private_and_mounted(
+    stacks: dict[str, tuple[str, Path, Path]],
+) -> None:
+    checked = 0
+    for cloud, descriptor, folder in stacks.values():
+        docs = parse(folder)
+        for service in services_of(descriptor):
+            key = terraform._ident(service.name)
+            for volume in service.volumes:
+                checked += 1
+                vkey = terraform._ident(f"{service.name}_{volume.name}")
+                if cloud == "aws-ecs":
+                    efs = resources(docs, "aws_efs_file_system")[vkey]
+                    assert efs["encrypted"] is True
+                    assert "aws_efs_backup_policy" in (folder / "efs.tf").read_text()
+                    task = (
+                        (folder / "ecs.tf")
+                        .read_text()
+                        .split(f'resource "aws_ecs_task_definition" "{key}"')[1]
+                    )
+                    assert f"aws_efs_access_point.{vkey}.id" in task
+                    mount = f'sourceVolume = "{volume.name}", containerPath = "{volume.mount}"'
+                    assert mount in task
+                    ecs = resources(docs, "aws_ecs_service")[key]
+                    assert ecs["deployment_minimum_healthy_percent"] == 0
+                    assert ecs["deployment_maximum_percent"] == 100
+                elif cloud == "gcp-cloud-run":
+                    bucket = resources(docs, "google_storage_bucket")[vkey]
+                    assert hcl_string(bucket["public_access_prevention"]) == "enforced"
+                    body = resources(docs, "google_cloud_run_v2_service")[key]
+                    template = body["template"][0]
+                    mounted = {
+                        hcl_string(m["name"]): hcl_string(m["mount_path"])
+                        for m in template["containers"][0]["volume_mounts"]
+                    }
+                    assert mounted[volume.name] == volume.mount
+                    volumes = {hcl_string(v["name"]): v for v in template["volumes"]}
+                    bucket_ref = volumes[volume.name]["gcs"][0]["bucket"]
+                    assert reference(bucket_ref) == f"google_storage_bucket.{vkey}.name"
+                else:
+                    share = resources(docs, "azurerm_storage_share")[vkey]
+                    assert share["quota"] >= 1
+                    template = resources(docs, "azurerm_container_app")[key]["template"][0]
+                    mounted = {
+                        hcl_string(m["name"]): hcl_string(m["path"])
+                        for m in template["container"][0]["volume_mounts"]
+                    }
+                    assert mounted[volume.name] == volume.mount
+                    storage = {hcl_string(v["name"]): v for v in template["volume"]}
+                    assert hcl_string(storage[volume.name]["storage_type"]) == "AzureFile"
+    assert checked >= 6
 
 
 # ---- hostile values ----------------------------------------------------------------------------

@@ -48,6 +48,10 @@ GCP_REDIS_VERSION = {"6": "REDIS_6_X", "7": "REDIS_7_2"}
 AZURE_REDIS_VERSION = "6"
 
 
+def _mebibytes(quantity: str) -> int:
+    return int(quantity[:-2]) * (1024 if quantity.endswith("Gi") else 1)
+
+
 def _ident(name: str) -> str:
     """An HCL identifier for a DNS-label or UPPER_SNAKE name."""
     key = re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_")
@@ -158,8 +162,14 @@ def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
                 "job": naming.cloud_run_job(p, env, s.name),
                 "account": naming.fit(f"{stack}-{s.name}-sa", 30),
             }
+        buckets = {
+            f"bucket_{_ident(f'{s.name}_{v.name}')}": naming.fit(f"{stack}-{s.name}-{v.name}", 54)
+            for s in project.services
+            for v in s.volumes
+        }
         return {
             "stack": stack,
+            **buckets,
             "ci_account": naming.fit(f"{stack}-ci", 30),
             "identity_pool": naming.fit(f"{stack}-github", 32),
             "postgres": naming.fit(f"{stack}-pg", 80),
@@ -182,6 +192,7 @@ def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
         # Globally unique names get a hash of the subscription appended in HCL.
         "registry_prefix": f"cr{compact[:42]}",
         "key_vault_prefix": f"kv{compact[:16]}",
+        "storage_prefix": f"st{compact[:16]}",
         "postgres_prefix": naming.fit(f"psql-{stack}", 56),
         "redis_prefix": naming.fit(f"redis-{stack}", 56),
         "ci_identity": naming.fit(f"id-{stack}-ci", 128),
@@ -245,6 +256,20 @@ def view(project: Project) -> dict[str, Any]:
                 "uses": list(s.uses),
                 "cpu": s.cpu,
                 "memory": s.memory,
+                "volumes": [
+                    {
+                        "name": volume.name,
+                        "key": _ident(f"{s.name}_{volume.name}"),
+                        "mount": volume.mount,
+                        "share": f"{s.name}-{volume.name}",
+                        "gib": max(1, math.ceil(_mebibytes(volume.size) / 1024)),
+                    }
+                    for volume in s.volumes
+                ],
+                # A service with a volume is replaced, never doubled, during a deploy: two
+                # tasks must not write the same files.
+                "deploy_min": 0 if s.volumes else 100,
+                "deploy_max": 100 if s.volumes else 200,
                 "size": _size(cloud, s),
             }
         )
@@ -325,6 +350,12 @@ def view(project: Project) -> dict[str, Any]:
         "public_names": public_names,
         "single_public": len(public) == 1,
         "autoscaled": [s for s in services if s["autoscale"]],
+        "volumes": [
+            {**volume, "service": entry["name"], "service_key": entry["key"]}
+            for entry in services
+            for volume in entry["volumes"]
+        ],
+        "volume_users": [entry for entry in services if entry["volumes"]],
         "images": images,
         "secrets": secrets,
         "datastores": datastores,

@@ -88,7 +88,7 @@ resource "aws_ecs_task_definition" "api" {
 
   # The root filesystem is read-only; /tmp is the task's writable scratch space.
   volume {
-    name = "tmp"
+    name = "tmp_scratch"
   }
 
   container_definitions = jsonencode([
@@ -100,7 +100,7 @@ resource "aws_ecs_task_definition" "api" {
       user                   = "10001:10001"
       readonlyRootFilesystem = true
       mountPoints = [
-        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+        { sourceVolume = "tmp_scratch", containerPath = "/tmp", readOnly = false },
       ]
       portMappings = [
         { name = "http", containerPort = 8000, protocol = "tcp", appProtocol = "http" },
@@ -252,7 +252,7 @@ resource "aws_ecs_task_definition" "worker" {
 
   # The root filesystem is read-only; /tmp is the task's writable scratch space.
   volume {
-    name = "tmp"
+    name = "tmp_scratch"
   }
 
   container_definitions = jsonencode([
@@ -264,7 +264,7 @@ resource "aws_ecs_task_definition" "worker" {
       user                   = "10001:10001"
       readonlyRootFilesystem = true
       mountPoints = [
-        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+        { sourceVolume = "tmp_scratch", containerPath = "/tmp", readOnly = false },
       ]
       environment = [
         { name = "LOG_LEVEL", value = "info" },

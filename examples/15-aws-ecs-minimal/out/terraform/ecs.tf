@@ -63,7 +63,7 @@ resource "aws_ecs_task_definition" "worker" {
 
   # The root filesystem is read-only; /tmp is the task's writable scratch space.
   volume {
-    name = "tmp"
+    name = "tmp_scratch"
   }
 
   container_definitions = jsonencode([
@@ -75,7 +75,7 @@ resource "aws_ecs_task_definition" "worker" {
       user                   = "10001:10001"
       readonlyRootFilesystem = true
       mountPoints = [
-        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+        { sourceVolume = "tmp_scratch", containerPath = "/tmp", readOnly = false },
       ]
       logConfiguration = {
         logDriver = "awslogs"
