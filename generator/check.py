@@ -412,21 +412,25 @@ def check_drift(descriptor: Path, root: Path, report: Report, strict: bool) -> s
             status = "edited" if change.path in manifest else "unrecorded"
         else:
             status = states[change.action]
-        report.drift[change.path] = status
-        fails, why = DRIFT[status]
-        fails = fails or strict
-        report.problems.append(
-            Problem(
-                "shipforge",
-                f"drift-{status}",
-                change.path,
-                None,
-                why,
-                level="error" if fails else "note",
-                failing=fails,
-            )
-        )
+        _drift(report, change.path, status, DRIFT[status][1], strict)
     return clean
+
+
+def _drift(report: Report, path: str, status: str, why: str, strict: bool) -> None:
+    """Record one drifted file: a failure, or (edits, unless strict) a note."""
+    report.drift[path] = status
+    fails = DRIFT[status][0] or strict
+    report.problems.append(
+        Problem(
+            "shipforge",
+            f"drift-{status}",
+            path,
+            None,
+            why,
+            level="error" if fails else "note",
+            failing=fails,
+        )
+    )
 
 
 def check_recorded(root: Path, report: Report, strict: bool) -> set[str]:
@@ -455,24 +459,12 @@ def check_recorded(root: Path, report: Report, strict: bool) -> set[str]:
                 clean.add(path)
                 continue
             status = "edited"
-        report.drift[path] = status
-        fails = DRIFT[status][0] or strict
         why = (
             "recorded in .shipforge/manifest.json but not there: run `shipforge generate`"
             if status == "missing"
             else DRIFT[status][1]
         )
-        report.problems.append(
-            Problem(
-                "shipforge",
-                f"drift-{status}",
-                path,
-                None,
-                why,
-                level="error" if fails else "note",
-                failing=fails,
-            )
-        )
+        _drift(report, path, status, why, strict)
     report.generated = len(clean) + len(report.drift)
     return clean
 

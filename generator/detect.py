@@ -11,7 +11,7 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -438,7 +438,7 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
     if uses:
         base.why["uses"] = "; ".join(why_uses)
 
-    web = Service(**{**base.__dict__, "why": dict(base.why), "warnings": list(base.warnings)})
+    web = _copy(base)
     services: list[Service] = []
     procfile = _procfile(folder)
     routes = [
@@ -552,18 +552,14 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
     celery = [(f, m.group(1)) for f, t in sources.items() for m in _CELERY.finditer(t)]
     workers = {k: v for k, v in procfile.items() if k not in ("web", "release")}
     for key, command in sorted(workers.items()):
-        worker = Service(
-            **{**base.__dict__, "why": dict(base.why), "warnings": list(base.warnings)}
-        )
+        worker = _copy(base)
         worker.name = dns_label(key) or "worker"
         worker.command, worker.web = command, False
         worker.why["command"] = f"Procfile {key}:"
         services.append(worker)
     if not workers and "celery" in deps and (found := _best(celery, folder)):
         module, _ = _module(found[0], folder)
-        worker = Service(
-            **{**base.__dict__, "why": dict(base.why), "warnings": list(base.warnings)}
-        )
+        worker = _copy(base)
         worker.name = "worker"
         worker.command = f"celery -A {module}:{found[1]} worker --loglevel INFO"
         worker.web = False
@@ -572,9 +568,7 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
     if not services:
         # No framework found: a process whose command is asked for (or defaulted).
         main = next((f for f in sources if f.name == "__main__.py"), None)
-        fallback = Service(
-            **{**base.__dict__, "why": dict(base.why), "warnings": list(base.warnings)}
-        )
+        fallback = _copy(base)
         fallback.name = name
         if main is not None:
             module, _ = _module(main.parent / "__init__.py", folder)
@@ -585,6 +579,11 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
         owner = next((s for s in services if s.web and "postgres" in s.uses), services[0])
         owner.release, owner.why["release"] = release, release_why
     return services
+
+
+def _copy(base: Service) -> Service:
+    """Another service of the same project: same runtime, path, manager and datastores."""
+    return replace(base, uses=list(base.uses), why=dict(base.why), warnings=list(base.warnings))
 
 
 def _find_manage(folder: Path) -> Path | None:
