@@ -486,6 +486,7 @@ def test_aws_ci_role_trusts_one_repository_environment(
         assert '"repo:${var.github_repository}:environment:${var.environment}"' in text
         assert "token.actions.githubusercontent.com:aud" in text
         assert "iam:PassedToService" in text
+        assert "ecs:DeregisterTaskDefinition" in text  # the deploy script's rollback cleans up
 
 
 def test_autoscaling_follows_the_descriptor(stacks: dict[str, tuple[str, Path, Path]]) -> None:

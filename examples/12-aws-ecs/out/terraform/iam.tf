@@ -35,7 +35,7 @@ data "aws_iam_policy_document" "api_execution" {
   statement {
     sid       = "PullOwnImage"
     actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-    resources = [aws_ecr_repository.api.arn]
+    resources = [local.ecr_repository_arns.api]
   }
 
   statement {
@@ -84,7 +84,7 @@ data "aws_iam_policy_document" "worker_execution" {
   statement {
     sid       = "PullOwnImage"
     actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-    resources = [aws_ecr_repository.api.arn]
+    resources = [local.ecr_repository_arns.api]
   }
 
   statement {

@@ -34,6 +34,8 @@ resource "google_service_account" "ci" {
   account_id   = local.names.ci_account
   display_name = "${local.names.stack} CI"
   description  = "GitHub Actions deploys of ${local.names.stack}"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_service_account_iam_member" "ci_workload_identity" {

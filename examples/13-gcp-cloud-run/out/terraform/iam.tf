@@ -6,4 +6,6 @@ resource "google_service_account" "api" {
   account_id   = local.names.services.api.account
   display_name = "${local.names.stack} api"
   description  = "Runtime identity of api in ${var.environment}"
+
+  depends_on = [google_project_service.apis]
 }

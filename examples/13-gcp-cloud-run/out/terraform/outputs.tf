@@ -2,7 +2,7 @@
 # README.md lists which CI variable each one feeds.
 
 output "project_id" {
-  description = "Project of the stack (CI variable GCP_PROJECT_ID)."
+  description = "Project of the stack (CI variable GCP_PROJECT)."
   value       = var.project_id
 }
 
@@ -22,7 +22,7 @@ output "ci_service_account" {
 }
 
 output "artifact_registry" {
-  description = "Repository path CI pushes to; images are <this>/catalog-<image>:<commit SHA>."
+  description = "Repository path CI pushes to (CI variable GCP_ARTIFACT_REGISTRY); images are <this>/catalog-<image>:<commit SHA>."
   value       = local.registry
 }
 

@@ -17,12 +17,12 @@ output "subscription_id" {
 }
 
 output "resource_group" {
-  description = "Resource group of the stack (CI variable AZURE_RESOURCE_GROUP)."
+  description = "Resource group of the stack (the deploy script derives the same name from the naming rules)."
   value       = azurerm_resource_group.main.name
 }
 
 output "registry_login_server" {
-  description = "Registry CI pushes to (az acr login --name <registry_name>); images are <this>/inbox-<image>:<commit SHA>."
+  description = "Registry CI pushes to (CI variable AZURE_CONTAINER_REGISTRY); images are <this>/inbox-<image>:<commit SHA>."
   value       = azurerm_container_registry.main.login_server
 }
 

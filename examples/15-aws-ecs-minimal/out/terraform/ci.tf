@@ -70,12 +70,12 @@ data "aws_iam_policy_document" "ci" {
       "ecr:PutImage",
       "ecr:UploadLayerPart",
     ]
-    resources = [aws_ecr_repository.worker.arn]
+    resources = values(local.ecr_repository_arns)
   }
 
   statement {
-    sid       = "ReadAndRegisterTaskDefinitions"
-    actions   = ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"]
+    sid       = "ManageTaskDefinitionRevisions"
+    actions   = ["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"]
     resources = ["*"]
   }
 
@@ -94,6 +94,18 @@ data "aws_iam_policy_document" "ci" {
       test     = "ArnEquals"
       variable = "ecs:cluster"
       values   = [aws_ecs_cluster.main.arn]
+    }
+  }
+
+  statement {
+    sid       = "TagWhatItCreates"
+    actions   = ["ecs:TagResource"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RegisterTaskDefinition", "RunTask"]
     }
   }
 

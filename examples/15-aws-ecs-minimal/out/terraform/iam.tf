@@ -35,7 +35,7 @@ data "aws_iam_policy_document" "worker_execution" {
   statement {
     sid       = "PullOwnImage"
     actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-    resources = [aws_ecr_repository.worker.arn]
+    resources = [local.ecr_repository_arns.worker]
   }
 
   statement {

@@ -12,15 +12,13 @@ output "ci_role_arn" {
 }
 
 output "ecr_registry" {
-  description = "ECR registry host to log in to."
-  value       = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${var.region}.amazonaws.com"
+  description = "ECR registry host CI logs in to (amazon-ecr-login reports the same); SOURCE_REGISTRY of the environment that promotes from this one."
+  value       = local.ecr_registry
 }
 
 output "ecr_repository_urls" {
   description = "Repository URL of each image; CI pushes <url>:<commit SHA>."
-  value = {
-    worker = aws_ecr_repository.worker.repository_url
-  }
+  value       = { for image, name in local.ecr_repositories : image => "${local.ecr_registry}/${name}" }
 }
 
 output "ecs_cluster_name" {
@@ -42,14 +40,14 @@ output "task_definition_families" {
   }
 }
 
-output "run_task_subnets" {
-  description = "Private subnets for `aws ecs run-task` (release/migration tasks)."
-  value       = aws_subnet.private[*].id
+output "ecs_subnets" {
+  description = "Private subnets for `aws ecs run-task` of release tasks, comma-separated (CI variable ECS_SUBNETS)."
+  value       = join(",", aws_subnet.private[*].id)
 }
 
-output "run_task_security_groups" {
-  description = "Security groups for `aws ecs run-task` of each service's release task (the service's own groups)."
+output "ecs_security_groups" {
+  description = "Security groups of each service's tasks, comma-separated, for its release task (CI variable ECS_SECURITY_GROUPS_<SERVICE>)."
   value = {
-    worker = [aws_security_group.worker.id]
+    worker = join(",", [aws_security_group.worker.id])
   }
 }

@@ -38,6 +38,12 @@ variable "create_github_oidc_provider" {
   default     = true
 }
 
+variable "create_ecr_repositories" {
+  type        = bool
+  description = "Create the ECR repositories (<project>-<image>). They belong to the account and region: set false when another environment's stack in the same account and region created them."
+  default     = true
+}
+
 variable "image_tag" {
   type        = string
   description = "Image tag of the first task definitions (a commit SHA CI has pushed). Later deploys come from CI, and Terraform ignores the task definition a service runs."
