@@ -71,3 +71,8 @@ def cloud_run_job(project: str, environment: str, service: str) -> str:
 def container_app_job(project: str, environment: str, service: str) -> str:
     """The Azure Container Apps job that runs a service's `release` command in an environment."""
     return fit(f"{project}-{environment}-{service}-release", CONTAINER_APP)
+
+
+def resource_group(project: str, environment: str) -> str:
+    """The Azure resource group holding an environment's Container Apps (and its jobs)."""
+    return fit(f"rg-{stack(project, environment)}", 90)

@@ -15,7 +15,7 @@ from typing import Any
 from generator.errors import Issue
 from generator.model import Project
 from generator.render import Rendered
-from generator.targets import compose, docker, env, kubernetes, monitoring, pm2, terraform
+from generator.targets import ci, compose, docker, env, kubernetes, monitoring, pm2, terraform
 
 Check = Callable[[Project, list[Rendered]], list[Issue]]
 View = Callable[[Project], dict[str, Any]]
@@ -39,6 +39,7 @@ TARGETS: tuple[Target, ...] = (
     Target("monitoring", monitoring.TEMPLATES, monitoring.check, monitoring.view),
     Target("pm2", pm2.TEMPLATES, pm2.check, pm2.view),
     Target("terraform", terraform.TEMPLATES, terraform.check, terraform.view),
+    Target("ci", ci.TEMPLATES, ci.check, ci.view),
 )
 
 
