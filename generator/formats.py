@@ -91,18 +91,22 @@ _DOTENV_BARE = re.compile(r"^[A-Za-z0-9_./:@+,=-]*$")
 
 
 def dotenv(value: Any) -> str:
-    """A .env value: bare when it is plain, else double-quoted with escapes.
+    """A .env value: bare when plain, single-quoted when it holds `$`, else double-quoted.
 
-    Compose and python-dotenv both read escapes inside double quotes; dotenv-linter dislikes
-    quotes (rule 301), but correctness wins on exactly such values.
+    Compose expands `$` inside double quotes (unless escaped as `\\$`) but reads single-quoted
+    values literally, as python-dotenv does; both read the escapes of double-quoted values.
+    dotenv-linter dislikes quotes (rule 301), but correctness wins on exactly such values.
     """
     text = str(value)
     if _DOTENV_BARE.match(text):
         return text
+    if "$" in text and not any(c in text for c in "'\n\r\\"):
+        return f"'{text}'"
     escaped = (
         text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     )
-    return f'"{escaped}"'
+    # Compose reads \$ in double quotes as a literal dollar sign.
+    return '"' + escaped.replace("$", "\\$") + '"'
 
 
 def to_json(value: Any) -> str:

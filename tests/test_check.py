@@ -395,11 +395,6 @@ def test_fresh_output_of_hostile_values_passes(tmp_path: Path) -> None:
     assert validate_sarif(format_sarif(report))["runs"][0]["results"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: formats.dotenv double-quotes a value with `$`, and compose interpolates "
-    "double-quoted .env values, so `docker compose` rejects the .env copied from .env.example",
-)
 def test_an_env_value_with_a_dollar_survives_compose(tmp_path: Path) -> None:
     repo = hostile_repo(tmp_path / "repo", '      DOLLAR: "${{ y }} $(id)"\n')
     report = run_check(repo, repo / "shipforge.yaml", Options(skip=("checkov",)))

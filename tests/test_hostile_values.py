@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from dotenv import dotenv_values
 
@@ -84,3 +87,30 @@ def test_hostile_output_still_passes_the_linters(tmp_path: Path) -> None:
             Path(lint.__file__).with_name("yamllint.yaml"),
         )
     )
+
+
+def test_env_values_survive_docker_compose(tmp_path: Path) -> None:
+    """compose reads the .env a developer copies from .env.example exactly as written."""
+    out = generate_tree(descriptor(tmp_path), tmp_path / "out")
+    (out / ".env").write_text((out / ".env.example").read_text())
+    probe = out / "probe.yaml"
+    probe.write_text("services:\n  probe:\n    image: busybox:1\n    env_file: [.env]\n")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("docker-compose")),
+            "-f",
+            str(probe),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=out,
+    )
+    if result.returncode and "No such file" in result.stderr:
+        pytest.skip("docker-compose not installed")
+    assert result.returncode == 0, result.stderr
+    environment = json.loads(result.stdout)["services"]["probe"]["environment"]
+    assert {k: environment[k].replace("$$", "$") for k in VALUES} == VALUES
