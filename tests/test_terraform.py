@@ -613,7 +613,7 @@ def test_volumes_are_persistent_private_and_mounted(
             key = terraform._ident(service.name)
             for volume in service.volumes:
                 checked += 1
-                vkey = terraform._ident(f"{service.name}_{volume.name}")
+                vkey = terraform._volume_key(service.name, volume.name)
                 if cloud == "aws-ecs":
                     efs = resources(docs, "aws_efs_file_system")[vkey]
                     assert efs["encrypted"] is True
@@ -733,6 +733,30 @@ def test_cloud_run_and_container_apps_sizes() -> None:
     assert terraform.container_apps_size(500, 2048) == ("1", "2Gi")
     assert terraform.container_apps_size(1300, 512) == ("1.5", "3Gi")
     assert terraform.container_apps_size(4000, 9000) is None
+
+
+@pytest.mark.parametrize(
+    ("cloud", "services", "expected"),
+    [
+        ("aws-ecs", "  internal: {runtime: python, command: run}\n", "services.internal"),
+        ("gcp-cloud-run", "  ci: {runtime: python, command: run}\n", "services.ci"),
+        (
+            "azure-container-apps",
+            "  api: {runtime: python, command: run, secrets: [API_KEY, API__KEY]}\n",
+            "services",
+        ),
+    ],
+)
+def test_names_that_would_clash_in_the_stack_are_refused(
+    tmp_path: Path, cloud: str, services: str, expected: str
+) -> None:
+    descriptor = tmp_path / "shipforge.yaml"
+    descriptor.write_text(
+        f"version: 1\nproject: {{name: clash}}\nservices:\n{services}targets: {{terraform: {cloud}}}\n"
+    )
+    with pytest.raises(InvalidDescriptor) as raised:
+        generate_tree(descriptor, tmp_path / "out")
+    assert [issue.path for issue in raised.value.issues] == [expected]
 
 
 def test_a_size_no_platform_offers_is_refused_with_its_place(tmp_path: Path) -> None:

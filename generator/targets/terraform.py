@@ -54,8 +54,56 @@ def _mebibytes(quantity: str) -> int:
 
 def _ident(name: str) -> str:
     """An HCL identifier for a DNS-label or UPPER_SNAKE name."""
-    key = re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_")
-    return key if key and key[0].isalpha() else f"x_{key}"
+    key = re.sub(r"[^a-z0-9_]", "_", name.lower())
+    return key if key[0].isalpha() else f"x{key}"
+
+
+def _volume_key(service: str, volume: str) -> str:
+    return f"{_ident(service)}__{_ident(volume)}"
+
+
+# Resource labels a stack uses for itself; a service whose identifier equals one would clash.
+RESERVED = {
+    "aws-ecs": {"alb", "efs", "flow_logs", "internal", "main", "postgres", "redis", "waf"},
+    "gcp-cloud-run": {"ci", "images", "main"},
+    "azure-container-apps": {"ci", "main", "volumes"},
+}
+
+
+def _refuse_clashes(cloud: str, project: Project) -> None:
+    """Names that would become the same HCL identifier or cloud name are refused, with places."""
+    issues: list[Issue] = []
+    for service in project.services:
+        if _ident(service.name) in RESERVED[cloud]:
+            issues.append(
+                Issue(
+                    f"the {cloud} stack uses the name `{service.name}` for a resource of its own",
+                    "shipforge.yaml",
+                    path=f"services.{service.name}",
+                    hint="rename the service",
+                )
+            )
+    seen: dict[str, str] = {}
+    names = sorted({n for s in project.services for n in (*s.datastore_secrets, *s.secrets)})
+    for name in names:
+        derived_names = [f"identifier {_ident(name)}"]
+        if cloud == "azure-container-apps":
+            derived_names.append(f"Key Vault secret name {_kebab(name)}")
+        for derived in derived_names:
+            other = seen.setdefault(derived, name)
+            if other != name:
+                issues.append(
+                    Issue(
+                        f"secrets {other} and {name} map to the same {derived}",
+                        "shipforge.yaml",
+                        path="services",
+                        hint="rename one of the secrets",
+                    )
+                )
+    if issues:
+        raise InvalidDescriptor(
+            "the descriptor does not fit the chosen Terraform target", tuple(issues)
+        )
 
 
 def _kebab(name: str) -> str:
@@ -163,7 +211,7 @@ def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
                 "account": naming.fit(f"{stack}-{s.name}-sa", 30),
             }
         buckets = {
-            f"bucket_{_ident(f'{s.name}_{v.name}')}": naming.fit(f"{stack}-{s.name}-{v.name}", 54)
+            f"bucket_{_volume_key(s.name, v.name)}": naming.fit(f"{stack}-{s.name}-{v.name}", 54)
             for s in project.services
             for v in s.volumes
         }
@@ -211,6 +259,7 @@ def view(project: Project) -> dict[str, Any]:
     cloud = project.targets.terraform
     if cloud not in CLOUDS:
         return {"cloud": cloud}
+    _refuse_clashes(cloud, project)
 
     secret_users: dict[str, list[str]] = {}
     for s in project.services:
@@ -259,7 +308,7 @@ def view(project: Project) -> dict[str, Any]:
                 "volumes": [
                     {
                         "name": volume.name,
-                        "key": _ident(f"{s.name}_{volume.name}"),
+                        "key": _volume_key(s.name, volume.name),
                         "mount": volume.mount,
                         "share": f"{s.name}-{volume.name}",
                         "gib": max(1, math.ceil(_mebibytes(volume.size) / 1024)),
@@ -381,16 +430,12 @@ def check(project: Project, files: list[Rendered]) -> list[Issue]:
         if content.count("{") != content.count("}"):
             issues.append(Issue("unbalanced braces", path))
     text = "\n".join(tf.values())
-    kebabs: dict[str, str] = {}
     for service in project.services:
         for name in (*service.datastore_secrets, *service.secrets):
             if f'"{name}"' not in text:
                 issues.append(
                     Issue(f"secret {name} of {service.name} is not wired into the stack", "")
                 )
-            other = kebabs.setdefault(_kebab(name), name)
-            if other != name:
-                issues.append(Issue(f"secrets {other} and {name} map to the same secret name", ""))
     if project.targets.terraform == "aws-ecs":
         ecs = tf.get("terraform/ecs.tf", "")
         count = ecs.count('resource "aws_ecs_service"')
