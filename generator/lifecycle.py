@@ -13,7 +13,6 @@ copier is imported here only, lazily: the generate path never pays for it.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import Issue, ShipforgeError
-from generator.writer import BLOCK_START, MANIFEST, digest, read_manifest
+from generator.writer import BLOCK_START, MANIFEST, digest, read_manifest, write_manifest
 
 ANSWERS = ".copier-answers.yml"
 # copier.yml's questions: the descriptor's top-level keys.
@@ -162,13 +161,10 @@ def _files(folder: Path) -> dict[str, str]:
 
 def record(root: Path, rendered: dict[str, str]) -> None:
     """Make the manifest say what the template rendered, so edits stay told from drift."""
-    hashes = {
-        path: digest(text) for path, text in rendered.items() if not text.startswith(BLOCK_START)
-    }
-    text = json.dumps({"version": 1, "files": dict(sorted(hashes.items()))}, indent=2) + "\n"
-    target = root / MANIFEST
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    write_manifest(
+        root,
+        {path: digest(text) for path, text in rendered.items() if not text.startswith(BLOCK_START)},
+    )
 
 
 def adopt(

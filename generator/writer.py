@@ -165,7 +165,12 @@ def apply(out: Path, changes: list[Change]) -> None:
             manifest.pop(change.path, None)
         if change.new is not None and not change.new.startswith(BLOCK_START):
             manifest[change.path] = digest(change.new)
-    text = json.dumps({"version": 1, "files": dict(sorted(manifest.items()))}, indent=2) + "\n"
+    write_manifest(out, manifest)
+
+
+def write_manifest(out: Path, hashes: dict[str, str]) -> None:
+    """Record the hashes of the files shipforge wrote (rewriting only when they changed)."""
+    text = json.dumps({"version": 1, "files": dict(sorted(hashes.items()))}, indent=2) + "\n"
     if _read(out / MANIFEST) != text:
         _atomic_write(out / MANIFEST, text, executable=False)
 
