@@ -297,6 +297,8 @@ def test_names_match_the_shared_naming_rules(stacks: dict[str, tuple[str, Path, 
                     job = naming.cloud_run_job(project.name, env, service.name)
                     assert hcl_string(mine["job"]) == job
                 else:
+                    group = naming.resource_group(project.name, env)
+                    assert hcl_string(env_names["resource_group"]) == group
                     expected = naming.container_app(project.name, env, service.name)
                     assert hcl_string(mine["app"]) == expected
                     job = naming.container_app_job(project.name, env, service.name)

@@ -233,7 +233,7 @@ def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
         }
     return {
         "stack": stack,
-        "resource_group": naming.fit(f"rg-{stack}", 90),
+        "resource_group": naming.resource_group(p, env),
         "log_workspace": naming.fit(f"log-{stack}", 63),
         "network": naming.fit(f"vnet-{stack}", 64),
         "apps_environment": naming.fit(f"cae-{stack}", 60),
