@@ -15,9 +15,19 @@ from typing import Any
 from jinja2.ext import Extension
 
 
+# Characters YAML 1.1 and Jinja's line-based filters treat as line breaks.
+_LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _escape_line_breaks(text: str) -> str:
+    for char, escape in _LINE_BREAKS.items():
+        text = text.replace(char, escape)
+    return text
+
+
 def yaml_str(value: Any) -> str:
     """A YAML double-quoted scalar (JSON string syntax is valid YAML)."""
-    return json.dumps(str(value), ensure_ascii=False)
+    return _escape_line_breaks(json.dumps(str(value), ensure_ascii=False))
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -79,7 +89,7 @@ def hcl_str(value: Any) -> str:
     for char in str(value):
         if char in _HCL_ESCAPES:
             out.append(_HCL_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
+        elif ord(char) < 0x20 or ord(char) == 0x7F or char in _LINE_BREAKS:
             out.append(f"\\u{ord(char):04x}")
         else:
             out.append(char)

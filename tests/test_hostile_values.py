@@ -28,6 +28,7 @@ VALUES = {
     "HASH": "a # not a comment",
     "BACKSLASH": "C:\\temp\\",
     "UNICODE": "héllo ✓",
+    "SEPARATORS": "a\u2028b\u0085c",
 }
 COMMAND = "python -c 'print(\"$(x) {{ y }} ${{ z }}\")' --flag=on"
 
