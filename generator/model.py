@@ -147,6 +147,7 @@ class Targets:
     terraform: str
     ci: str
     env: bool
+    runbook: bool
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ def build_project(data: dict[str, Any]) -> Project:
         terraform=targets_raw.get("terraform", "none"),
         ci=targets_raw.get("ci", "none"),
         env=targets_raw.get("env", True),
+        runbook=targets_raw.get("runbook", True),
     )
 
     # Maps are read in name order, so the output never depends on the order of keys (copier

@@ -15,7 +15,17 @@ from typing import Any
 from generator.errors import Issue
 from generator.model import Project
 from generator.render import Rendered
-from generator.targets import ci, compose, docker, env, kubernetes, monitoring, pm2, terraform
+from generator.targets import (
+    ci,
+    compose,
+    docker,
+    env,
+    kubernetes,
+    monitoring,
+    pm2,
+    runbook,
+    terraform,
+)
 
 Check = Callable[[Project, list[Rendered]], list[Issue]]
 View = Callable[[Project], dict[str, Any]]
@@ -40,6 +50,7 @@ TARGETS: tuple[Target, ...] = (
     Target("pm2", pm2.TEMPLATES, pm2.check, pm2.view),
     Target("terraform", terraform.TEMPLATES, terraform.check, terraform.view),
     Target("ci", ci.TEMPLATES, ci.check, ci.view),
+    Target("runbook", runbook.TEMPLATES, runbook.check, runbook.view),
 )
 
 
