@@ -288,7 +288,7 @@ def test_deploy_workflows_gate_promote_and_serialize(trees: dict[str, Path]) -> 
                 assert "images.sh promote" in runs and "images.sh build" not in runs
                 assert "needs" not in job
             elif view["uses_images"]:
-                assert "images.sh build" in runs and f"images.sh push {env['name']}" in runs
+                assert "images.sh build" in runs and "images.sh push" in runs
                 assert set(job["needs"]) == {f"test-{t['name']}" for t in view["tests"]}
             assert ("images.sh verified" in runs) == env["promoted"]
             cloud = bool(view["cloud"]) or view["registry"]["kind"] in ("ecr", "gar", "acr")

@@ -364,10 +364,20 @@ RUN_ENV = {
     "IMAGE_WEB": f"europe-docker.pkg.dev/acme/apps/shortlinks-web@{DIGEST}",
 }
 SERVICE = "shortlinks-staging-web"
+POOL = "shortlinks-staging-expirer"
 
 
 def run_state(**knobs: Any) -> dict[str, Any]:
     return {
+        "pools": {
+            POOL: {
+                "latestReadyRevision": f"projects/p/locations/r/workerPools/{POOL}/revisions/{POOL}-00001-old",
+                "instanceSplits": [
+                    {"type": "INSTANCE_SPLIT_ALLOCATION_TYPE_LATEST", "percent": 100}
+                ],
+                "revisions": [f"{POOL}-00001-old"],
+            }
+        },
         "services": {
             SERVICE: {
                 "status": {
@@ -383,6 +393,12 @@ def run_state(**knobs: Any) -> dict[str, Any]:
 def serving(state: dict[str, Any]) -> str:
     traffic = state["services"][SERVICE]["status"]["traffic"]
     return str(next(t["revisionName"] for t in traffic if t.get("percent") == 100))
+
+
+def pool_serving(state: dict[str, Any]) -> str:
+    pool = state["pools"][POOL]
+    split = pool["instanceSplits"][0]
+    return str(split.get("revision") or pool["latestReadyRevision"].rsplit("/", 1)[1])
 
 
 def test_cloud_run_verifies_the_tagged_revision_before_traffic_moves(run: Runner) -> None:
@@ -401,6 +417,9 @@ def test_cloud_run_verifies_the_tagged_revision_before_traffic_moves(run: Runner
     assert r.has("curl", "https://shortlinks-staging-web-abc-ew.a.run.app/healthz")
     assert serving(r.state) == f"{SERVICE}-00002-new"
     assert r.has("gcloud", "--update-tags", f"rollback={SERVICE}-00001-old")
+    pool = r.index("gcloud", "worker-pools", "deploy", POOL)
+    assert shift < pool
+    assert pool_serving(r.state) == f"{POOL}-00002-new"
 
 
 def test_cloud_run_failed_smoke_test_moves_traffic_back(run: Runner) -> None:
@@ -410,6 +429,17 @@ def test_cloud_run_failed_smoke_test_moves_traffic_back(run: Runner) -> None:
     assert r.code != 0
     assert r.has("gcloud", "update-traffic", SERVICE, "--to-revisions", f"{SERVICE}-00001-old=100")
     assert serving(r.state) == f"{SERVICE}-00001-old"
+    assert pool_serving(r.state) == f"{POOL}-00001-old"
+
+
+def test_cloud_run_worker_pool_that_never_gets_ready_moves_the_service_back(run: Runner) -> None:
+    _needs_jq()
+    r = run(
+        RUN, ["deploy/gcp-cloud-run.sh", "deploy", "staging"], RUN_ENV, run_state(pool_fail=True)
+    )
+    assert r.code != 0
+    assert serving(r.state) == f"{SERVICE}-00001-old"
+    assert pool_serving(r.state) == f"{POOL}-00001-old"
 
 
 def test_cloud_run_failed_candidate_never_gets_traffic(run: Runner) -> None:
@@ -446,9 +476,12 @@ def test_cloud_run_manual_rollback_uses_the_rollback_tag(run: Runner) -> None:
         {"revisionName": f"{SERVICE}-00000-older", "tag": "rollback", "percent": 0}
     )
     env = {"GCP_PROJECT": "acme-prod", "GCP_REGION": "europe-west1"}
+    state["pools"][POOL]["revisions"] = [f"{POOL}-00001-old", f"{POOL}-00002-new"]
+    state["pools"][POOL]["instanceSplits"] = [{"revision": f"{POOL}-00002-new", "percent": 100}]
     r = run(RUN, ["deploy/gcp-cloud-run.sh", "rollback", "staging"], env, state)
     assert r.code == 0, r.stderr
     assert serving(r.state) == f"{SERVICE}-00000-older"
+    assert pool_serving(r.state) == f"{POOL}-00001-old"
 
 
 # --- azure-container-apps (examples/10-github-azure-container-apps) --------------------
@@ -702,8 +735,12 @@ def test_compose_manual_rollback_uses_the_recorded_images(run: Runner) -> None:
 
 
 def _git(project: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True, capture_output=True)
+    _git_commit(project)
+
+
+def _git_commit(project: Path) -> None:
     for args in (
-        ["init", "-q"],
         ["add", "-A"],
         ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
     ):
@@ -720,7 +757,7 @@ def test_images_build_scan_and_push_once_per_commit(run: Runner) -> None:
     r = run(K8S, ["deploy/images.sh", "build"], env, {"knobs": {"scan_fail": True}})
     assert r.code != 0 and "not pushed" in r.stderr
 
-    r = run(K8S, ["deploy/images.sh", "push", "staging"], env, {})
+    r = run(K8S, ["deploy/images.sh", "push"], env, {})
     assert r.code == 0, r.stderr
     digest = r.state["registry"][f"ghcr.io/acme/ledger-api:{SHA}"]
     line = f"IMAGE_API=ghcr.io/acme/ledger-api@{digest}"
@@ -729,7 +766,7 @@ def test_images_build_scan_and_push_once_per_commit(run: Runner) -> None:
     assert r.stdout == f"{line}\n"
 
     registry = {f"ghcr.io/acme/ledger-api:{SHA}": DIGEST}
-    r = run(K8S, ["deploy/images.sh", "push", "staging"], env, {"registry": registry})
+    r = run(K8S, ["deploy/images.sh", "push"], env, {"registry": registry})
     assert r.code == 0 and not r.has("docker", "push")  # one image per commit
     assert r.stdout == f"IMAGE_API=ghcr.io/acme/ledger-api@{DIGEST}\n"
 
@@ -746,7 +783,7 @@ def test_images_promotion_copies_the_verified_digest(
     fakebin = tmp_path / "fakebin"
     _install_fakes(fakebin)
     host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    staging_ref = f"{host}/invoicer-staging/invoicer-api@{DIGEST}"
+    staging_ref = f"{host}/invoicer-api@{DIGEST}"
     state = tmp_path / "state.json"
     log = tmp_path / "calls.jsonl"
     log.write_text("")
@@ -772,11 +809,28 @@ def test_images_promotion_copies_the_verified_digest(
 
     done = images("verified", "staging")
     assert done.returncode == 0, done.stderr
-    verified = f"{host}/invoicer-staging/invoicer-api:verified-staging-{tree}"
+    verified = f"{host}/invoicer-api:verified-staging-{tree}"
     assert json.loads(state.read_text())["registry"][verified] == DIGEST
 
+    # Same registry (one account): production deploys the very digest, nothing is copied.
     done = images("promote", "production")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"IMAGE_API={host}/invoicer-production/invoicer-api@{DIGEST}\n"
+    assert done.stdout == f"IMAGE_API={host}/invoicer-api@{DIGEST}\n"
+    assert f"{host}/invoicer-api:{SHA}" not in json.loads(state.read_text())["registry"]
+
+    # Another account's registry: the digest is copied byte for byte, then checked.
+    other = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
     registry = json.loads(state.read_text())["registry"]
-    assert registry[f"{host}/invoicer-production/invoicer-api:{SHA}"] == DIGEST
+    registry[f"{other}/invoicer-api:verified-staging-{tree}"] = DIGEST
+    state.write_text(json.dumps({"registry": registry}))
+    env["SOURCE_REGISTRY"] = other
+    done = images("promote", "production")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"IMAGE_API={host}/invoicer-api@{DIGEST}\n"
+    assert json.loads(state.read_text())["registry"][f"{host}/invoicer-api:{SHA}"] == DIGEST
+
+    # A tree staging never verified is refused.
+    (project / "change.txt").write_text("x")
+    _git_commit(project)
+    done = images("promote", "production")
+    assert done.returncode != 0 and "deploy it to staging first" in done.stderr

@@ -43,7 +43,7 @@ TRIVY_IMAGE = (
 PLATFORM_IMAGE = {
     "kubernetes": "alpine/k8s:1.33.4",
     "aws-ecs": "alpine:3.22",
-    "gcp-cloud-run": "google/cloud-sdk:500.0.0-slim",
+    "gcp-cloud-run": "google/cloud-sdk:548.0.0-slim",
     "azure-container-apps": "mcr.microsoft.com/azure-cli:2.70.0",
     "pm2": "node:22-bookworm-slim",
     "compose": DOCKER_IMAGE,

@@ -3,8 +3,9 @@
 #
 #   deploy/images.sh build [IMAGE...]        build and scan (trivy: HIGH and CRITICAL fail) with
 #                                            no registry access; every image by default
-#   deploy/images.sh login [ENVIRONMENT]     log docker in to the environment's registry
-#   deploy/images.sh push [ENVIRONMENT]      push what `build` built as <repository>:$GIT_SHA
+#   deploy/images.sh login [ENVIRONMENT]     log docker in to the registry (and the one the
+#                                            environment promotes from, when another)
+#   deploy/images.sh push                    push what `build` built as <repository>:$GIT_SHA
 #                                            (or reuse the image already pushed for this commit)
 #   deploy/images.sh promote ENVIRONMENT     the digests the source environment verified for this
 #                                            very source tree, copied into this one's registry
@@ -33,15 +34,6 @@ repositories=(invoicer-api)
 dockerfiles=(Dockerfile)
 contexts=(.)
 
-# stack ENVIRONMENT: the environment's cloud-side name (ECR repositories live under it).
-stack() {
-  case "$1" in
-    staging) printf '%s' invoicer-staging ;;
-    production) printf '%s' invoicer-production ;;
-    *) die "unknown environment '$1' (this project has: staging production)" ;;
-  esac
-}
-
 # source_of ENVIRONMENT: the environment whose verified digests it promotes ("" for none).
 source_of() {
   case "$1" in
@@ -59,8 +51,13 @@ ecr_host() {
   fi
 }
 
-# registry ENVIRONMENT [source]: the registry (and namespace) the environment's images live in.
+# registry [source]: the registry (and namespace) images live in; with `source`, the one the
+# promoted environment's images come from (SOURCE_REGISTRY when that is another registry).
 registry() {
+  if [ "${1:-}" = source ] && [ -n "${SOURCE_REGISTRY:-}" ]; then
+    printf '%s' "${SOURCE_REGISTRY%/}"
+    return
+  fi
   if [ -n "$registry_literal" ]; then
     printf '%s' "$registry_literal"
     return
@@ -68,17 +65,9 @@ registry() {
   case "$registry_kind" in
     ghcr) require_vars GITHUB_REPOSITORY_OWNER && printf 'ghcr.io/%s' "${GITHUB_REPOSITORY_OWNER,,}" ;;
     gitlab) require_vars CI_REGISTRY_IMAGE && printf '%s' "${CI_REGISTRY_IMAGE,,}" ;;
-    ecr)
-      [ -n "$1" ] || die "the ECR repositories belong to an environment: name one"
-      printf '%s/%s' "$(ecr_host)" "$(stack "$1")"
-      ;;
-    gar | acr)
-      local own=GCP_ARTIFACT_REGISTRY
-      if [ "$registry_kind" = acr ]; then own=AZURE_CONTAINER_REGISTRY; fi
-      if [ "${2:-}" = source ] && [ -n "${SOURCE_REGISTRY:-}" ]; then own=SOURCE_REGISTRY; fi
-      require_vars "$own"
-      printf '%s' "${!own%/}"
-      ;;
+    ecr) ecr_host ;;
+    gar) require_vars GCP_ARTIFACT_REGISTRY && printf '%s' "${GCP_ARTIFACT_REGISTRY%/}" ;;
+    acr) require_vars AZURE_CONTAINER_REGISTRY && printf '%s' "${AZURE_CONTAINER_REGISTRY%/}" ;;
   esac
 }
 
@@ -127,7 +116,7 @@ push() {
   local target i reference found
   require_vars GIT_SHA
   require_tools docker
-  target="$(registry "${1:-}")"
+  target="$(registry)"
   for i in "${!images[@]}"; do
     reference="$target/${repositories[$i]}:$GIT_SHA"
     found="$(digest "$reference")"
@@ -150,8 +139,8 @@ promote() {
   [ -n "$source" ] || die "$1 does not promote another environment's images"
   require_vars GIT_SHA
   require_tools docker git
-  from="$(registry "$source" source)"
-  to="$(registry "$1")"
+  from="$(registry source)"
+  to="$(registry)"
   tag="verified-$source-$(tree)"
   for i in "${!images[@]}"; do
     found="$(digest "$from/${repositories[$i]}:$tag")"
@@ -176,7 +165,7 @@ verified() {
   [ -n "${1:-}" ] || die "usage: $0 verified ENVIRONMENT"
   require_image_refs "${vars[@]}"
   require_tools docker git
-  target="$(registry "$1")"
+  target="$(registry)"
   tag="verified-$1-$(tree)"
   for i in "${!images[@]}"; do
     reference="${!vars[$i]}"
@@ -188,14 +177,25 @@ verified() {
   done
 }
 
-# login [ENVIRONMENT]: docker login with what the CI job has (the GitHub workflows log in with
-# actions instead). Cloud registries use the job's OIDC token: AWS_ROLE_ARN with
-# AWS_WEB_IDENTITY_TOKEN_FILE, GCP_ID_TOKEN or AZURE_ID_TOKEN.
+# login [ENVIRONMENT]: docker login to the registry, and to the source registry when the
+# environment promotes from another one (the GitHub workflows log in with actions instead).
+# Cloud registries use the job's OIDC identity: AWS_ROLE_ARN with AWS_WEB_IDENTITY_TOKEN_FILE,
+# GCP_ID_TOKEN or AZURE_ID_TOKEN.
 login() {
-  local host secret
+  local hosts host
   require_tools docker
-  host="$(registry "${1:-}")"
-  host="${host%%/*}"
+  hosts="$(registry)"
+  hosts="${hosts%%/*}"
+  if [ -n "${1:-}" ] && [ -n "$(source_of "$1")" ]; then
+    host="$(registry source)"
+    host="${host%%/*}"
+    if [ "$host" != "$hosts" ]; then hosts="$hosts $host"; fi
+  fi
+  for host in $hosts; do login_to "$host"; done
+}
+
+login_to() {
+  local host="$1" secret
   secret="$(mktemp -d)"
   # shellcheck disable=SC2064 # the folder is known now
   trap "rm -rf '$secret'" RETURN
@@ -213,9 +213,10 @@ login() {
       printf '%s' "$REGISTRY_PASSWORD" | docker login --username "$REGISTRY_USERNAME" --password-stdin "$host" >&2
       ;;
     ecr)
-      require_vars AWS_REGION
       require_tools aws
-      aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "$host" >&2
+      # The registry's own region (<account>.dkr.ecr.<region>.amazonaws.com).
+      local region="${host#*.dkr.ecr.}"
+      aws ecr get-login-password --region "${region%%.*}" | docker login --username AWS --password-stdin "$host" >&2
       ;;
     gar)
       require_vars GCP_ID_TOKEN GCP_WORKLOAD_IDENTITY_PROVIDER GCP_SERVICE_ACCOUNT
@@ -262,7 +263,7 @@ shift
 case "$command" in
   build) build "$@" ;;
   login) login "${1:-}" ;;
-  push) push "${1:-}" ;;
+  push) push ;;
   promote) promote "${1:-}" ;;
   verified) verified "${1:-}" ;;
   *) die "usage: $0 build|login|push|promote|verified [...]" ;;

@@ -5,11 +5,14 @@
 #                                                   service with no traffic, verified on its own
 #                                                   URL, then all traffic; back on failure
 #   deploy/gcp-cloud-run.sh rollback <environment>  traffic back to the revision tagged `rollback`
+#                                                   (a worker pool: to its previous revision)
 #
 # Reads gcloud credentials (Workload Identity Federation in CI), GCP_PROJECT, GCP_REGION, GIT_SHA
 # and IMAGE_WEB (images pinned by digest). The services and release jobs
 # (their command, environment and secrets) come from the Terraform stack; this script changes
-# their image and traffic only. A rollback never undoes a migration (expand/contract).
+# their image and traffic only. Workers are Cloud Run worker pools (`gcloud beta run
+# worker-pools`): their new revision takes all instances once ready, after the services'.
+# A rollback never undoes a migration (expand/contract).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,19 +25,22 @@ environment="$2"
 case "$action" in deploy | rollback) ;; *) die "usage: $0 deploy|rollback <environment>" ;; esac
 require_environment "$environment" staging production
 
-image_vars=(IMAGE_WEB)
+image_vars=(IMAGE_WEB IMAGE_WEB)
+# A web service is a Cloud Run service (traffic); a worker is a Cloud Run worker pool
+# (instance split), as the Terraform stack creates them.
+kinds=(pool service)
 # The health path of each public service ("" for the others): checked on the new revision's
 # own URL before it gets traffic.
-health=(/healthz)
+health=('' /healthz)
 smoke_urls=()
 case "$environment" in
   staging)
-    services=(shortlinks-staging-web)
-    jobs=(shortlinks-staging-web-release)
+    services=(shortlinks-staging-expirer shortlinks-staging-web)
+    jobs=('' shortlinks-staging-web-release)
     ;;
   production)
-    services=(shortlinks-production-web)
-    jobs=(shortlinks-production-web-release)
+    services=(shortlinks-production-expirer shortlinks-production-web)
+    jobs=('' shortlinks-production-web-release)
     smoke_urls+=(https://sho.example.com/healthz)
     ;;
 esac
@@ -48,20 +54,34 @@ else
 fi
 
 run() { gcloud --project "$GCP_PROJECT" --quiet run "$@" --region "$GCP_REGION"; }
+pool() { gcloud --project "$GCP_PROJECT" --quiet beta run worker-pools "$@" --region "$GCP_REGION"; }
 describe() { run services describe "$1" --format=json; }
 
-# serving SERVICE: the revision that receives all of its traffic.
+# serving INDEX: the revision that serves the service's traffic or runs the pool's instances.
 serving() {
   local revision
-  revision="$(describe "$1" | jq -r '[.status.traffic[]? | select(.percent == 100)][0].revisionName // empty')"
-  [ -n "$revision" ] || die "$1 has no revision serving all traffic (not deployed by Terraform yet, or traffic is split)"
+  if [ "${kinds[$1]}" = service ]; then
+    revision="$(describe "${services[$1]}" | jq -r '[.status.traffic[]? | select(.percent == 100)][0].revisionName // empty')"
+  else
+    revision="$(pool describe "${services[$1]}" --format=json | jq -r '
+      ([.instanceSplits[]? | select(.percent == 100) | .revision // empty][0] // .latestReadyRevision // "")
+      | split("/") | last')"
+  fi
+  [ -n "$revision" ] || die "${services[$1]} has no revision serving everything (not deployed by Terraform yet, or split)"
   printf '%s' "$revision"
 }
 
 # tagged SERVICE TAG FIELD: FIELD (url or revisionName) of the traffic entry tagged TAG.
 tagged() { describe "$1" | jq -r --arg tag "$2" --arg field "$3" '[.status.traffic[]? | select(.tag == $tag)][0][$field] // empty'; }
 
-shift_to() { run services update-traffic "$1" --to-revisions "$2=100" >&2; }
+# move INDEX REVISION: all traffic (a pool: all instances) to REVISION.
+move() {
+  if [ "${kinds[$1]}" = service ]; then
+    run services update-traffic "${services[$1]}" --to-revisions "$2=100" >&2
+  else
+    pool update-instance-split "${services[$1]}" --to-revisions "$2=100" >&2
+  fi
+}
 
 # The public URLs to check once traffic moved: the domain's hosts, else each public service's URL.
 public_urls() {
@@ -85,15 +105,32 @@ smoke_public() {
   smoke "${urls[@]}"
 }
 
+# rollback_target INDEX: a service's revision tagged `rollback`; a pool's newest revision
+# created before the one it runs.
+rollback_target() {
+  if [ "${kinds[$1]}" = service ]; then
+    tagged "${services[$1]}" rollback revisionName
+    return
+  fi
+  pool revisions list --worker-pool "${services[$1]}" --format=json | jq -r --arg now "$2" '
+    map({name: ((.metadata.name // .name) | split("/") | last),
+         created: (.metadata.creationTimestamp // .createTime)})
+    | sort_by(.created) | reverse
+    | (map(.name) | index($now)) as $at
+    | if $at == null then "" else (.[$at + 1].name // "") end'
+}
+
 if [ "$action" = rollback ]; then
-  for service in "${services[@]}"; do
-    target="$(tagged "$service" rollback revisionName)"
-    [ -n "$target" ] || die "$service has no revision tagged rollback (no deploy has succeeded since)"
-    now="$(serving "$service")"
-    log "$service: $now -> $target"
-    shift_to "$service" "$target"
-    # The one rolled back from becomes the rollback target: a second rollback undoes this one.
-    run services update-traffic "$service" --update-tags "rollback=$now" >&2
+  for i in "${!services[@]}"; do
+    now="$(serving "$i")"
+    target="$(rollback_target "$i" "$now")"
+    [ -n "$target" ] || die "${services[$i]} has no earlier revision recorded to return to"
+    log "${services[$i]}: $now -> $target"
+    move "$i" "$target"
+    if [ "${kinds[$i]}" = service ]; then
+      # The one rolled back from becomes the rollback target: a second rollback undoes this one.
+      run services update-traffic "${services[$i]}" --update-tags "rollback=$now" >&2
+    fi
   done
   smoke_public || die "rolled back, but the smoke test still fails"
   log "rolled back every service of $environment"
@@ -102,7 +139,7 @@ fi
 
 tag="sha-$(short_sha)"
 previous=()
-for i in "${!services[@]}"; do previous[i]="$(serving "${services[$i]}")"; done
+for i in "${!services[@]}"; do previous[i]="$(serving "$i")"; done
 
 for i in "${!services[@]}"; do
   if [ -n "${jobs[$i]}" ]; then
@@ -112,9 +149,10 @@ for i in "${!services[@]}"; do
   fi
 done
 
+# Services first: a revision with no traffic, verified on its tag's own URL.
 fresh=()
 for i in "${!services[@]}"; do
-  # --no-traffic: the new revision gets only its tag's URL until it is verified.
+  if [ "${kinds[$i]}" != service ]; then continue; fi
   run deploy "${services[$i]}" --image "${!image_vars[$i]}" --no-traffic --tag "$tag" >&2 ||
     die "${services[$i]}: the new revision did not become ready; traffic was not moved"
   fresh[i]="$(tagged "${services[$i]}" "$tag" revisionName)"
@@ -127,18 +165,34 @@ done
 moved=()
 failure=""
 for i in "${!services[@]}"; do
-  shift_to "${services[$i]}" "${fresh[$i]}"
-  moved+=("$i")
+  if [ "${kinds[$i]}" = service ]; then
+    move "$i" "${fresh[$i]}"
+    moved+=("$i")
+  fi
 done
-smoke_public || failure="the smoke test failed"
+# Then the worker pools: no URL, so a new revision is verified by becoming ready.
+for i in "${!services[@]}"; do
+  if [ "${kinds[$i]}" = service ]; then continue; fi
+  # Pinned back to the previous revision on failure, whatever split the failed deploy left.
+  moved+=("$i")
+  if ! pool deploy "${services[$i]}" --image "${!image_vars[$i]}" >&2; then
+    failure="the new revision of ${services[$i]} did not become ready"
+    break
+  fi
+  fresh[i]="$(pool describe "${services[$i]}" --format=json | jq -r '.latestReadyRevision // "" | split("/") | last')"
+  move "$i" "${fresh[$i]}"
+done
+if [ -z "$failure" ]; then smoke_public || failure="the smoke test failed"; fi
 if [ -z "$failure" ]; then
   for i in "${!services[@]}"; do
-    run services update-traffic "${services[$i]}" --update-tags "rollback=${previous[$i]}" --remove-tags "$tag" >&2
+    if [ "${kinds[$i]}" = service ]; then
+      run services update-traffic "${services[$i]}" --update-tags "rollback=${previous[$i]}" --remove-tags "$tag" >&2
+    fi
   done
   log "deployed $GIT_SHA to $environment"
   exit 0
 fi
 
 log "$failure: moving traffic back"
-for i in "${moved[@]}"; do shift_to "${services[$i]}" "${previous[$i]}"; done
+for i in "${moved[@]}"; do move "$i" "${previous[$i]}"; done
 die "deploy of $GIT_SHA to $environment failed ($failure); traffic is back on the previous revisions"

@@ -51,6 +51,19 @@ resource "google_artifact_registry_repository_iam_member" "ci_push" {
   member     = "serviceAccount:${google_service_account.ci.email}"
 }
 
+resource "google_service_account_iam_member" "ci_acts_as_expirer" {
+  service_account_id = google_service_account.expirer.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.ci.email}"
+}
+
+resource "google_cloud_run_v2_worker_pool_iam_member" "ci_deploys_expirer" {
+  name     = google_cloud_run_v2_worker_pool.expirer.name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${google_service_account.ci.email}"
+}
+
 resource "google_service_account_iam_member" "ci_acts_as_web" {
   service_account_id = google_service_account.web.name
   role               = "roles/iam.serviceAccountUser"

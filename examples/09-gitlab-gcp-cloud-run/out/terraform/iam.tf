@@ -2,6 +2,14 @@
 # Each runs its service (and its release job) and can read only its own secrets; grant it the
 # Google APIs your code calls, resource by resource.
 
+resource "google_service_account" "expirer" {
+  account_id   = local.names.services.expirer.account
+  display_name = "${local.names.stack} expirer"
+  description  = "Runtime identity of expirer in ${var.environment}"
+
+  depends_on = [google_project_service.apis]
+}
+
 resource "google_service_account" "web" {
   account_id   = local.names.services.web.account
   display_name = "${local.names.stack} web"

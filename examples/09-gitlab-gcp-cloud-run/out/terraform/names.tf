@@ -10,6 +10,11 @@ locals {
       postgres      = "shortlinks-production-pg"
       redis         = "shortlinks-production-redis"
       services = {
+        expirer = {
+          service = "shortlinks-production-expirer"
+          job     = "shortlinks-production-expirer-release"
+          account = "shortlinks-production-e-85099d"
+        }
         web = {
           service = "shortlinks-production-web"
           job     = "shortlinks-production-web-release"
@@ -24,6 +29,11 @@ locals {
       postgres      = "shortlinks-staging-pg"
       redis         = "shortlinks-staging-redis"
       services = {
+        expirer = {
+          service = "shortlinks-staging-expirer"
+          job     = "shortlinks-staging-expirer-release"
+          account = "shortlinks-staging-expirer-sa"
+        }
         web = {
           service = "shortlinks-staging-web"
           job     = "shortlinks-staging-web-release"

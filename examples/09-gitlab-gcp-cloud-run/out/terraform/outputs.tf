@@ -45,6 +45,13 @@ output "service_urls" {
   }
 }
 
+output "worker_pools" {
+  description = "Cloud Run worker pool of each worker."
+  value = {
+    expirer = google_cloud_run_v2_worker_pool.expirer.name
+  }
+}
+
 output "release_jobs" {
   description = "Cloud Run job that runs each service's release command."
   value = {
@@ -55,7 +62,8 @@ output "release_jobs" {
 output "runtime_service_accounts" {
   description = "Service account each service runs as."
   value = {
-    web = google_service_account.web.email
+    expirer = google_service_account.expirer.email
+    web     = google_service_account.web.email
   }
 }
 

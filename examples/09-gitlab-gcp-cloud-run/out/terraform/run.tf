@@ -7,6 +7,63 @@
 # no traffic, then a traffic shift). The lifecycle blocks ignore the image, the traffic split
 # and the client fields CI sets, so `terraform apply` never reverts a deploy.
 
+# ---- expirer: worker, 1 vCPU / 512Mi (asked: cpu 250m, memory 256Mi)
+resource "google_cloud_run_v2_worker_pool" "expirer" {
+  name                = local.names.services.expirer.service
+  location            = var.region
+  description         = "expirer of shortlinks: URL shortener"
+  deletion_protection = var.deletion_protection
+
+  scaling {
+    scaling_mode          = "MANUAL"
+    manual_instance_count = 1
+  }
+
+  template {
+    service_account = google_service_account.expirer.email
+
+    vpc_access {
+      egress = "PRIVATE_RANGES_ONLY"
+
+      network_interfaces {
+        network    = google_compute_network.main.id
+        subnetwork = google_compute_subnetwork.main.id
+      }
+    }
+
+    containers {
+      name  = "expirer"
+      image = "${local.images.web}:${var.image_tag}"
+      args  = ["node", "expire.js"]
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+      }
+
+      env {
+        name = "DATABASE_URL"
+
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.database_url.secret_id
+            version = "latest"
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    # CI deploys revisions: never revert them.
+    ignore_changes = [client, client_version, instance_splits, template[0].revision, template[0].containers[0].image]
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.database_url_expirer]
+}
+
 # ---- web: public web service, 1 vCPU / 512Mi (asked: cpu 250m, memory 256Mi)
 resource "google_cloud_run_v2_service" "web" {
   name                 = local.names.services.web.service
