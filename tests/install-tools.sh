@@ -21,6 +21,7 @@ APT_PACKAGES=(
     netavark aardvark-dns iptables  # container networking for `podman run -p`
     debootstrap         # base images: no registry can be reached
     prometheus          # for promtool
+    jq                  # the generated deploy scripts parse aws/gcloud JSON with it
     rsync               # gitlab-ci-local --force-shell-executor copies the tree with rsync
     git curl ca-certificates
     python3-venv        # `python3 -m venv` on a Debian python

@@ -169,12 +169,16 @@ def test_kubernetes_healthy_deploy_runs_the_release_first_and_rolls_nothing_back
     assert not r.has("kubectl", "undo")
     release_wrapper, app_wrapper = r.state["applied"]
     assert (
-        "../../release/staging" in release_wrapper and 'nameSuffix: "-abc1234"' in release_wrapper
+        "../../release/staging" in release_wrapper
+        and 'target: {kind: Job, name: "api-release"}' in release_wrapper
+        and 'value: "api-release-abc1234"' in release_wrapper
+        and "nameSuffix" not in release_wrapper
     )
     assert "../../overlays/staging" in app_wrapper and f'digest: "{DIGEST}"' in app_wrapper
     if real_kubectl:  # the wrappers really build with the generated manifests
         release_built, app_built = r.state["built"]
         assert "name: api-release-abc1234" in release_built
+        assert "name: api-abc1234" not in release_built, "only the Job is renamed"
         assert f"ghcr.io/acme/ledger-api@{DIGEST}" in app_built
         assert "@sha256" not in app_built.replace(f"ghcr.io/acme/ledger-api@{DIGEST}", "")
 

@@ -67,7 +67,7 @@ def view(project: Project) -> dict[str, Any]:
         "secrets": secrets,
         "environments": environments,
         "first_branch": first.branch,
-        "releases": [s for s in project.services if s.release],
+        "releases": [{"name": s.name, "release": s.release} for s in project.services if s.release],
     }
 
 
