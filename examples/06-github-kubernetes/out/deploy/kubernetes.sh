@@ -66,7 +66,7 @@ work=""
 trap 'if [ -n "$work" ]; then rm -rf "$work"; fi' EXIT
 
 # pin OVERLAY [SUFFIX]: a kustomization wrapping k8s/OVERLAY with every image pinned by digest
-# (and the release Jobs' names suffixed); prints its folder. It sits inside k8s/ because
+# (and the release Jobs renamed <service>-release-SUFFIX); prints its folder. It sits inside k8s/ because
 # kustomize only accepts relative resource paths.
 pin() {
   local dir i ref
@@ -75,7 +75,16 @@ pin() {
   {
     printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n'
     printf '  - ../../%s\n' "$1"
-    if [ -n "${2:-}" ]; then printf 'nameSuffix: "-%s"\n' "$2"; fi
+    if [ -n "${2:-}" ]; then
+      # Only the Jobs get the suffix: a nameSuffix would also copy their ConfigMap,
+      # ServiceAccount and NetworkPolicy under new names on every release.
+      printf 'patches:\n'
+      for service in "${releases[@]}"; do
+        printf '  - target: {kind: Job, name: "%s-release"}\n' "$service"
+        printf '    patch: |-\n      - op: replace\n        path: /metadata/name\n'
+        printf '        value: "%s-release-%s"\n' "$service" "$2"
+      done
+    fi
     printf 'images:\n'
     for i in "${!image_vars[@]}"; do
       ref="${!image_vars[$i]}"

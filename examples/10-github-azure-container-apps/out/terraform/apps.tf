@@ -108,7 +108,8 @@ resource "azurerm_container_app" "web" {
 
   lifecycle {
     # CI deploys revisions and moves traffic: never revert them.
-    ignore_changes = [template[0].container[0].image, template[0].revision_suffix, ingress[0].traffic_weight]
+    # tags["shipforge-rollback"] is the revision the CI deploy script keeps for a manual rollback.
+    ignore_changes = [template[0].container[0].image, template[0].revision_suffix, tags["shipforge-rollback"], ingress[0].traffic_weight]
   }
 
   depends_on = [azurerm_role_assignment.web_pull, azurerm_role_assignment.web_reads_database_url]
@@ -215,7 +216,8 @@ resource "azurerm_container_app" "worker" {
 
   lifecycle {
     # CI deploys revisions: never revert them.
-    ignore_changes = [template[0].container[0].image, template[0].revision_suffix]
+    # tags["shipforge-rollback"] is the revision the CI deploy script keeps for a manual rollback.
+    ignore_changes = [template[0].container[0].image, template[0].revision_suffix, tags["shipforge-rollback"]]
   }
 
   depends_on = [azurerm_role_assignment.worker_pull, azurerm_role_assignment.worker_reads_database_url]

@@ -124,7 +124,8 @@ resource "azurerm_container_app" "api" {
 
   lifecycle {
     # CI deploys revisions and moves traffic: never revert them.
-    ignore_changes = [template[0].container[0].image, template[0].revision_suffix, ingress[0].traffic_weight]
+    # tags["shipforge-rollback"] is the revision the CI deploy script keeps for a manual rollback.
+    ignore_changes = [template[0].container[0].image, template[0].revision_suffix, tags["shipforge-rollback"], ingress[0].traffic_weight]
   }
 
   depends_on = [azurerm_role_assignment.api_pull, azurerm_role_assignment.api_reads_redis_url, azurerm_role_assignment.api_reads_webhook_secret]
@@ -190,7 +191,8 @@ resource "azurerm_container_app" "parser" {
 
   lifecycle {
     # CI deploys revisions: never revert them.
-    ignore_changes = [template[0].container[0].image, template[0].revision_suffix]
+    # tags["shipforge-rollback"] is the revision the CI deploy script keeps for a manual rollback.
+    ignore_changes = [template[0].container[0].image, template[0].revision_suffix, tags["shipforge-rollback"]]
   }
 
   depends_on = [azurerm_role_assignment.parser_pull, azurerm_role_assignment.parser_reads_redis_url]
