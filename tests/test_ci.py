@@ -34,7 +34,7 @@ EXAMPLES = {
     "10-github-azure-container-apps",
     "11-github-pm2",
 }
-PIN = re.compile(r"^\s+(?:- )?uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.M)
+PIN = re.compile(r"^\s+(?:- )?uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40})  # (v\d+\.\d+\.\d+)$", re.M)
 
 # Values a descriptor may legally hold that mean something to YAML, GitHub expressions,
 # GitLab variables, Jinja or a shell. Each must land as the very same string.

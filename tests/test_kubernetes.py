@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from generator import lint, naming
-from generator.errors import CheckFailed
+from generator.errors import InvalidDescriptor
 from generator.loader import load
 from generator.model import Project, Service
 from generator.render import Rendered
@@ -722,6 +722,7 @@ def test_a_service_named_like_the_default_deny_policy_is_reported(tmp_path: Path
         "  default-deny: {runtime: python, command: python -m app}\n"
         "targets: {kubernetes: true}\n"
     )
-    with pytest.raises(CheckFailed) as raised:
+    with pytest.raises(InvalidDescriptor) as raised:
         generate_tree(descriptor, tmp_path / "out")
-    assert "NetworkPolicy/default-deny" in str(raised.value.issues[0])
+    assert "the Kubernetes default-deny NetworkPolicy" in str(raised.value.issues[0])
+    assert raised.value.issues[0].path == "services.default-deny"

@@ -60,7 +60,8 @@ function parseEnvFile(file) {
       value = raw.slice(1, end);
       rest = raw.slice(end + 1);
     } else if (raw.startsWith('"')) {
-      const escapes = { n: "\n", r: "\r", t: "\t", '"': '"', "\\": "\\" };
+      // \$ too: compose reads it as a literal dollar, and shipforge's .env templates write it.
+      const escapes = { n: "\n", r: "\r", t: "\t", '"': '"', "\\": "\\", $: "$" };
       let i = 1;
       for (; i < raw.length && raw[i] !== '"'; i++) {
         if (raw[i] === "\\" && i + 1 < raw.length) {
