@@ -364,6 +364,23 @@ def _module(file: Path, folder: Path) -> tuple[str, str]:
     return ".".join(parts), ""
 
 
+def _app_or_factory(
+    sources: dict[Path, str], folder: Path, pattern: re.Pattern[str], frameworks: tuple[str, ...]
+) -> tuple[tuple[Path, str] | None, tuple[Path, str] | None]:
+    """The best module-level app assignment, else the best app factory of these frameworks."""
+    apps = [(f, m.group(1)) for f, t in sources.items() for m in pattern.finditer(t)]
+    found = _best(apps, folder)
+    if found:
+        return found, None
+    factories = [
+        (f, m.group(1))
+        for f, t in sources.items()
+        if any(word in t.lower() for word in frameworks)
+        for m in _FACTORY.finditer(t)
+    ]
+    return None, _best(factories, folder)
+
+
 def _best(matches: list[tuple[Path, str]], folder: Path) -> tuple[Path, str] | None:
     preferred = ("main.py", "app.py", "asgi.py", "wsgi.py", "server.py", "api.py", "__init__.py")
     if not matches:
@@ -459,15 +476,7 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
         web.why["command"] = "Procfile web:"
     elif {"fastapi", "starlette"} & set(deps):
         framework = "FastAPI" if "fastapi" in deps else "Starlette"
-        apps = [(f, m.group(1)) for f, t in sources.items() for m in _ASGI.finditer(t)]
-        factories = [
-            (f, m.group(1))
-            for f, t in sources.items()
-            if "fastapi" in t.lower() or "starlette" in t.lower()
-            for m in _FACTORY.finditer(t)
-        ]
-        found = _best(apps, folder)
-        factory = _best(factories, folder) if not found else None
+        found, factory = _app_or_factory(sources, folder, _ASGI, ("fastapi", "starlette"))
         web.web = True
         web.default_command = "uvicorn main:app --host 0.0.0.0 --port {port}"
         if found or factory:
@@ -483,15 +492,7 @@ def detect_python(folder: Path, root: Path, name: str) -> list[Service]:
             if "uvicorn" not in deps:
                 web.warnings.append("the command runs uvicorn: add it to your dependencies")
     elif "flask" in deps:
-        apps = [(f, m.group(1)) for f, t in sources.items() for m in _FLASK.finditer(t)]
-        factories = [
-            (f, m.group(1))
-            for f, t in sources.items()
-            if "flask" in t.lower()
-            for m in _FACTORY.finditer(t)
-        ]
-        found = _best(apps, folder)
-        factory = _best(factories, folder) if not found else None
+        found, factory = _app_or_factory(sources, folder, _FLASK, ("flask",))
         web.web = True
         web.default_command = "gunicorn app:app --bind 0.0.0.0:{port}"
         if found or factory:
