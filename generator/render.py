@@ -24,6 +24,8 @@ SUFFIX = ".jinja"
 # Copier's own answers file is written by copier only; `shipforge generate` keeps its
 # bookkeeping in .shipforge/ instead.
 COPIER_ONLY = "_copier_conf"
+# Macros templates import; never a file of their own (copier.yml excludes it likewise).
+MACROS = "_shipforge_macros/"
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,13 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 def environment() -> jinja2.Environment:
     """The one Jinja environment, configured as copier.yml's _envops configure copier's.
 
-    Files load as `file/<template path>`; path parts load as `part/<part>` so they are
-    compiled once and cached like files.
+    Files load as `template/<path>`, the names copier's loader gives them (so imports work in
+    both); path parts load as `part/<part>` so they are compiled once and cached like files.
     """
     env = jinja2.Environment(
         loader=jinja2.PrefixLoader(
             {
-                "file": jinja2.FileSystemLoader(TEMPLATE_DIR),
+                "template": jinja2.FileSystemLoader(TEMPLATE_DIR),
                 "part": jinja2.FunctionLoader(lambda part: (part, None, lambda: True)),
             }
         ),
@@ -124,7 +126,7 @@ def plan(env: jinja2.Environment, context: dict[str, Any]) -> list[Artifact]:
     artifacts: list[Artifact] = []
     for source in sorted(p for p in TEMPLATE_DIR.rglob("*") if p.is_file()):
         relative = source.relative_to(TEMPLATE_DIR).as_posix()
-        if COPIER_ONLY in relative:
+        if COPIER_ONLY in relative or relative.startswith(MACROS):
             continue
         parts = relative.removesuffix(SUFFIX).split("/")
         artifacts.extend(_expand(env, relative, parts, (), {}, context))
@@ -157,7 +159,7 @@ def render(
     for artifact in artifacts:
         source = TEMPLATE_DIR / artifact.template
         if artifact.template.endswith(SUFFIX):
-            content = env.get_template(f"file/{artifact.template}").render(
+            content = env.get_template(f"template/{artifact.template}").render(
                 {**context, **dict(artifact.extra)}
             )
         else:

@@ -24,6 +24,7 @@ TEMPLATES = (
     '{% if model.targets.ci == "github" %}.github{% endif %}/*',
     '{% if model.targets.ci == "gitlab" %}.gitlab-ci.yml{% endif %}*',
     '{% if model.targets.ci != "none" %}deploy{% endif %}/*',
+    "_shipforge_macros/github-actions.jinja",
 )
 
 CLOUD = {"aws-ecs": "aws", "gcp-cloud-run": "gcp", "azure-container-apps": "azure"}
