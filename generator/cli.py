@@ -238,7 +238,10 @@ def init(
     ] = False,
     schema: Annotated[
         str | None,
-        typer.Option("--schema", help="The schema for the modeline (default: the schema's $id)."),
+        typer.Option(
+            "--schema",
+            help="Path or URL of the schema for the editor modeline (default: the installed copy).",
+        ),
     ] = None,
 ) -> None:
     """Write a commented shipforge.yaml for an existing repository, by detection.
@@ -248,8 +251,7 @@ def init(
     """
     from generator.detect import apply_answers, detect, questions, render_descriptor
     from generator.errors import InvalidDescriptor, Issue
-    from generator.loader import load
-    from generator.loader import schema as descriptor_schema
+    from generator.loader import SCHEMA_PATH, load
 
     target = path / "shipforge.yaml"
     if target.exists():
@@ -284,7 +286,8 @@ def init(
             typer.echo(f"{question.key}: {question.why}")
             answers[question.key] = _ask(question.prompt, question.default, question.key)
         apply_answers(detection, answers)
-        text = render_descriptor(detection, schema or str(descriptor_schema()["$id"]), defaulted)
+        # The schema's $id names it but is not served anywhere: editors need a file they can read.
+        text = render_descriptor(detection, schema or str(SCHEMA_PATH), defaulted)
         # Validated before it lands: written beside the target, loaded, then renamed.
         temporary = path / ".shipforge.yaml.init"
         temporary.write_text(text, encoding="utf-8")
