@@ -20,9 +20,12 @@ from pathlib import Path
 import yaml
 
 SHIPFORGE = [sys.executable, "-m", "generator"]
-BARE_TYPER = [sys.executable, "-c",
-              "import typer\napp = typer.Typer()\n@app.command()\ndef main() -> None: pass\napp()",
-              "--help"]
+BARE_TYPER = [
+    sys.executable,
+    "-c",
+    "import typer\napp = typer.Typer()\n@app.command()\ndef main() -> None: pass\napp()",
+    "--help",
+]
 
 
 def descriptor(services: int) -> dict[str, object]:
@@ -32,7 +35,9 @@ def descriptor(services: int) -> dict[str, object]:
         python = i % 2 == 0
         service: dict[str, object] = {
             "runtime": "python" if python else "node",
-            "package_manager": ["pip", "poetry", "uv"][i % 3] if python else ["npm", "pnpm", "yarn"][i % 3],
+            "package_manager": ["pip", "poetry", "uv"][i % 3]
+            if python
+            else ["npm", "pnpm", "yarn"][i % 3],
             "path": f"services/s{i}",
             "command": "uvicorn app:app --port 8000" if python else "node server.js",
             "env": {"LOG_LEVEL": "info", f"FEATURE_{i}": "on"},
@@ -40,10 +45,16 @@ def descriptor(services: int) -> dict[str, object]:
             "uses": ["postgres", "redis"],
         }
         if i % 3 != 2:
-            service.update(port=8000 + i, public=i % 2 == 0, release="migrate up" if i == 0 else None)
+            service.update(
+                port=8000 + i, public=i % 2 == 0, release="migrate up" if i == 0 else None
+            )
         body[f"svc{i}"] = service
-    return {"version": 1, "project": {"name": "bench"}, "services": body,
-            "datastores": {"postgres": {}, "redis": {}}}
+    return {
+        "version": 1,
+        "project": {"name": "bench"},
+        "services": body,
+        "datastores": {"postgres": {}, "redis": {}},
+    }
 
 
 def median_seconds(command: list[str], runs: int, fresh_out: bool) -> float:
@@ -67,7 +78,9 @@ def main() -> None:
             path = Path(folder) / f"shipforge-{count}.yaml"
             path.write_text(yaml.safe_dump(descriptor(count)))
             results[count] = median_seconds([*SHIPFORGE, "generate", str(path)], runs, True)
-            print(f"generate, {count:>3} services: {results[count] * 1000:7.1f} ms (median of {runs})")
+            print(
+                f"generate, {count:>3} services: {results[count] * 1000:7.1f} ms (median of {runs})"
+            )
     help_time = median_seconds([*SHIPFORGE, "--help"], runs, False)
     bare_time = median_seconds(BARE_TYPER, runs, False)
     print(f"shipforge --help:            {help_time * 1000:7.1f} ms")

@@ -14,7 +14,6 @@ from typing import Any
 
 from jinja2.ext import Extension
 
-
 # Characters YAML 1.1 and Jinja's line-based filters treat as line breaks.
 _LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
