@@ -66,10 +66,10 @@ install_venv() {
     local stamp=.venv/.shipforge-pyproject.sha256 sum
     sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
-        echo "    .[test,lint] already installed for this pyproject.toml"
+        echo "    .[test,lint,dev] already installed for this pyproject.toml"
         return
     fi
-    .venv/bin/pip install -q -e '.[test,lint]'
+    .venv/bin/pip install -q -e '.[test,lint,dev]'
     echo "$sum" >"$stamp"
 }
 
@@ -171,7 +171,7 @@ build_rootfs_node() { build_rootfs bookworm-node tini "nodejs npm"; }
 
 total_start=$(date +%s.%N)
 step "apt packages" install_apt
-step ".venv (test,lint)" install_venv
+step ".venv (test,lint,dev)" install_venv
 step ".venv-checkov" install_checkov
 step "npm (pm2, gitlab-ci-local)" install_npm
 step "podman config" write_podman_conf
