@@ -409,9 +409,18 @@ def test_dev_compose_comes_up_with_podman_compose_and_is_scraped(
         assert health == {"prometheus": "up", "api": "up", "web": "up"}
         requests = prometheus_api("/api/v1/query?query=http_requests_total")
         assert {s["metric"]["job"] for s in requests["result"]} == {"api", "web"}
-        groups = prometheus_api("/api/v1/rules")["groups"]
+        # A rule's health is "unknown" until its group's first evaluation.
+        deadline = time.monotonic() + 60
+        while True:
+            groups = prometheus_api("/api/v1/rules")["groups"]
+            healths = {r["health"] for g in groups for r in g["rules"]}
+            if "unknown" not in healths or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         assert {g["name"]: len(g["rules"]) for g in groups} == {"api": 5, "web": 5}
-        assert all(r["health"] == "ok" for g in groups for r in g["rules"])
+        assert healths == {"ok"}, [
+            (r["name"], r["health"], r.get("lastError")) for g in groups for r in g["rules"]
+        ]
         with capsys.disabled():
             print(f"\npodman-compose up: services answering after {ready:.1f} s, all targets up")
     finally:
