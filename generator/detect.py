@@ -956,23 +956,16 @@ def questions(detection: Detection) -> list[Question]:
                     "the code does not show a port",
                 )
             )
-        if service.web is None and service.command is None:
+        unknown_kind = service.web is None and service.command is None
+        if unknown_kind or (service.web and service.health is None):
             asked.append(
                 Question(
                     f"{where}.health",
                     f"HTTP health path of {service.name}",
                     DEFAULT_HEALTH,
                     "no health route found: add one that answers 200",
-                    needs=f"{where}.port",
-                )
-            )
-        elif service.web and service.health is None:
-            asked.append(
-                Question(
-                    f"{where}.health",
-                    f"HTTP health path of {service.name}",
-                    DEFAULT_HEALTH,
-                    "no health route found: add one that answers 200",
+                    # Whether it is a web service at all is asked as its port.
+                    needs=f"{where}.port" if unknown_kind else "",
                 )
             )
     return asked
