@@ -10,11 +10,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from generator import __version__
+
+if TYPE_CHECKING:
+    from generator.errors import Issue
 
 app = typer.Typer(
     name="shipforge",
@@ -70,18 +73,16 @@ def _handle_errors() -> Iterator[None]:
 @app.command()
 def validate(descriptor: Descriptor = Path("shipforge.yaml")) -> None:
     """List every problem of a descriptor, or say it is valid."""
-    from generator.loader import load
+    from generator.loader import load_with_notes
 
     with _handle_errors():
-        project = load(descriptor)
-    _print_notes(descriptor)
+        project, notes = load_with_notes(descriptor)
+    _print_notes(notes)
     typer.echo(f"{descriptor}: valid ({len(project.services)} services)")
 
 
-def _print_notes(descriptor: Path) -> None:
-    from generator.loader import notes
-
-    for note in notes(descriptor):
+def _print_notes(notes: list[Issue]) -> None:
+    for note in notes:
         typer.echo(f"note: {note}", err=True)
 
 
@@ -107,14 +108,16 @@ def generate(
     ] = False,
 ) -> None:
     """Generate every enabled target's files from the descriptor."""
-    from generator.pipeline import generate as run
+    from generator.loader import load_with_notes
+    from generator.pipeline import changes as planned
     from generator.writer import apply
     from generator.writer import diff as unified
 
     target_dir = out if out is not None else descriptor.parent
     with _handle_errors():
-        _, changes = run(descriptor, target_dir, force)
-        _print_notes(descriptor)
+        project, notes = load_with_notes(descriptor)
+        changes = planned(project, target_dir, force)
+        _print_notes(notes)
         pending = [c for c in changes if c.action not in ("unchanged", "keep")]
         if diff:
             for change in pending:

@@ -127,14 +127,6 @@ def read_descriptor(path: Path) -> tuple[dict[str, Any], Lines]:
     return data, lines
 
 
-def notes(path: Path) -> list[Issue]:
-    """Plain scalars that shipforge keeps as written but YAML 1.1 tools would retype."""
-    try:
-        return _read(path)[2]
-    except InvalidDescriptor:
-        return []
-
-
 def _read(path: Path) -> tuple[dict[str, Any], Lines, list[Issue]]:
     file = str(path)
     try:
@@ -467,10 +459,15 @@ def semantic_issues(data: dict[str, Any], file: str, lines: Lines) -> list[Issue
 
 def load(path: Path) -> Any:
     """Read, validate and resolve a descriptor into a Project, or raise with every issue."""
+    return load_with_notes(path)[0]
+
+
+def load_with_notes(path: Path) -> tuple[Any, list[Issue]]:
+    """load(), plus the plain scalars kept as written that YAML 1.1 tools would retype."""
     from generator.model import build_project
 
-    data, lines = read_descriptor(path)
-    return build_project(validate(data, str(path), lines))
+    data, lines, notes = _read(path)
+    return build_project(validate(data, str(path), lines)), notes
 
 
 def validate(data: dict[str, Any], file: str, lines: Lines | None = None) -> dict[str, Any]:

@@ -28,5 +28,9 @@ def render_project(project: Project) -> list[Rendered]:
 def generate(descriptor: Path, out: Path, force: bool = False) -> tuple[Project, list[Change]]:
     """Everything short of writing: the project and what writing would change under out."""
     project = load(descriptor)
-    files = render_project(project)
-    return project, plan_changes(out, files, force)
+    return project, changes(project, out, force)
+
+
+def changes(project: Project, out: Path, force: bool = False) -> list[Change]:
+    """What writing a loaded project's files would change under out."""
+    return plan_changes(out, render_project(project), force)
