@@ -14,22 +14,9 @@ from dotenv import dotenv_values
 
 from generator import lint
 from tests.conftest import generate_tree
+from tests.hostile import HOSTILE_VALUES as VALUES
 from tests.toolcheck import require
 
-VALUES = {
-    "ON": "on",
-    "OCTAL": "0755",
-    "GHA": "${{ secrets.X }}",
-    "JINJA": "{{ x }}",
-    "SUBSHELL": "$(rm -rf /)",
-    "VARIABLE": "${HOME}",
-    "NEWLINE": "line one\nline two",
-    "QUOTES": 'it\'s "quoted"',
-    "HASH": "a # not a comment",
-    "BACKSLASH": "C:\\temp\\",
-    "UNICODE": "héllo ✓",
-    "SEPARATORS": "a\u2028b\u0085c",
-}
 COMMAND = "python -c 'print(\"$(x) {{ y }} ${{ z }}\")' --flag=on"
 
 

@@ -25,6 +25,7 @@ from generator.errors import InvalidDescriptor
 from generator.loader import load
 from generator.targets import terraform
 from tests.conftest import ROOT, generate_tree
+from tests.hostile import HOSTILE_VALUES as HOSTILE
 from tests.toolcheck import require
 
 EXAMPLES = {
@@ -76,19 +77,6 @@ MATRIX_SERVICES = """
 MATRIX = {f"matrix-{cloud}": (cloud, "datastores") for cloud in terraform.CLOUDS}
 
 # Hostile values: each must land in the HCL as the very string written, never as a template.
-HOSTILE = {
-    "TEMPLATE": "${var.region}",
-    "DIRECTIVE": "%{ if true }x%{ endif }",
-    "ESCAPED": "$${already} %%{escaped}",
-    "QUOTES": "say \"hi\" and 'bye'",
-    "NEWLINE": "line one\nline two\r\n\ttabbed",
-    "BACKSLASH": "C:\\temp\\new",
-    "GHA": "${{ secrets.TOKEN }}",
-    "JINJA": "{{ x }} {% raw %}",
-    "SUBSHELL": "$(rm -rf /)",
-    "ON": "on",
-    "UNICODE": "héllo ✓ \u2028",
-}
 HOSTILE_DESCRIPTION = 'Shop ${jsonencode(var)} %{ for x in y }\n"quoted" \\ end'
 HOSTILE_COMMAND = 'python -c \'print("${x} %{y} \\\\n")\' --flag="a b"'
 
