@@ -1,0 +1,281 @@
+"""`shipforge audit`: every planted problem found with its place, nothing false, nothing leaked.
+
+Each folder of tests/fixtures/audit/ is a repository modelled on a failure mode of the seed
+reports, with `expected.yaml` listing every check that must fail and its first evidence; the
+test wants exactly that set, so a false finding fails it as surely as a missed one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+
+from generator.audit import run_audit
+from generator.audit.checks import FROZEN
+from generator.audit.report import FORMATS
+from tests.conftest import EXAMPLES
+
+FIXTURES = Path(__file__).parent / "fixtures" / "audit"
+CASES = sorted(p for p in FIXTURES.iterdir() if (p / "expected.yaml").is_file())
+SARIF_SCHEMA = Path(__file__).parent / "fixtures" / "check" / "sarif-schema-2.1.0.json"
+# Key-shaped values planted at test time, so that no such string is committed here.
+FAKE_KEY = "sk-ant-api03-" + "Q7" * 20 + "x9Zk"
+PLANTED = {"@@ANTHROPIC_KEY@@": FAKE_KEY}
+NEVER_PRINTED = (FAKE_KEY, "agentpass123")
+
+
+def materialise(case: Path, tmp_path: Path) -> Path:
+    repo = tmp_path / case.name
+    shutil.copytree(case, repo, ignore=shutil.ignore_patterns("expected.yaml"))
+    for path in repo.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for marker, value in PLANTED.items():
+                text = text.replace(marker, value)
+            path.write_text(text)
+    return repo
+
+
+def failures(repo: Path) -> list[dict[str, object]]:
+    report = run_audit(repo)
+    found = []
+    for finding in report.findings:
+        if finding.status != "fail":
+            continue
+        first = finding.evidence[0] if finding.evidence else None
+        entry: dict[str, object] = {"check": finding.check}
+        if first is not None and not first.file.startswith("("):
+            entry["file"] = first.file
+            if first.line:
+                entry["line"] = first.line
+        found.append(entry)
+    return found
+
+
+def key(entry: dict[str, object]) -> tuple[str, str, int]:
+    return str(entry["check"]), str(entry.get("file", "")), int(str(entry.get("line", 0)))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_every_planted_problem_is_found_with_its_place_and_nothing_else(
+    case: Path, tmp_path: Path
+) -> None:
+    expected = yaml.safe_load((case / "expected.yaml").read_text())["fail"]
+    found = failures(materialise(case, tmp_path))
+    assert sorted(map(key, found)) == sorted(map(key, expected))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_reports_never_show_a_secret_value_and_do_not_change_on_rerun(
+    case: Path, tmp_path: Path
+) -> None:
+    repo = materialise(case, tmp_path)
+    for name, render in FORMATS.items():
+        first = render(run_audit(repo))
+        assert render(run_audit(repo)) == first, f"{name} report changed on a rerun"
+        for value in NEVER_PRINTED:
+            assert value not in first, f"{name} report shows a secret value"
+
+
+def test_sarif_report_is_valid_sarif(tmp_path: Path) -> None:
+    repo = materialise(FIXTURES / "placeholder-deploy", tmp_path)
+    log = json.loads(FORMATS["sarif"](run_audit(repo)))
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    errors = sorted(Draft7Validator(schema).iter_errors(log), key=str)
+    assert not errors, errors[0]
+    rules = {r["ruleId"] for r in log["runs"][0]["results"]}
+    assert {"audit/deploy.real", "audit/secrets.committed"} <= rules
+
+
+def test_the_markdown_report_is_a_table_per_area(tmp_path: Path) -> None:
+    repo = materialise(FIXTURES / "placeholder-deploy", tmp_path)
+    text = FORMATS["markdown"](run_audit(repo))
+    assert text.startswith("# Production-readiness audit")
+    assert "## Deploy is real (1/3)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| FAIL | deploy.real")]
+    assert len(rows) == 2 and all(row.count(" | ") == 4 for row in rows)
+
+
+# Which areas a generated example covers: those its targets produce files for.
+def covered(example: Path) -> set[str]:
+    descriptor = yaml.safe_load((example / "shipforge.yaml").read_text())
+    targets = descriptor.get("targets", {})
+    areas = {"Secrets", "Images", "Runtime", "Migrations"}
+    if targets.get("ci", "none") != "none":
+        areas |= {"Deploy is real", "Rollback exists", "Environments and releases", "Tests in CI"}
+    if descriptor.get("monitoring", {}).get("prometheus"):
+        areas.add("Observability")
+    return areas
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_a_generated_example_audits_clean_in_every_area_its_targets_cover(
+    example: Path,
+) -> None:
+    report = run_audit(example / "out")
+    wrong = [
+        f"{f.check}: {f.message}"
+        for f in report.findings
+        if f.status == "fail" and f.area in covered(example)
+    ]
+    assert not wrong
+
+
+@pytest.mark.parametrize(
+    ("run", "loose"),
+    [
+        ("pip install django gunicorn", True),
+        ("npm install", True),
+        ("yarn && yarn build", True),
+        ("uv sync", True),
+        ("pip install -r requirements.txt", False),
+        # The project itself, its dependencies installed from a file before: no resolution.
+        ("if [ ! -f requirements.txt ]; then pip install .; fi", False),
+        ("pip install . && true", False),
+        ("npm ci --omit=dev", False),
+        ("uv sync --locked --no-dev", False),
+        ("npm install --global pnpm@9.15.0", False),
+    ],
+)
+def test_frozen_install_tells_a_locked_install_from_a_loose_one(run: str, loose: bool) -> None:
+    assert any(regex.search(run) for regex, _ in FROZEN) is loose
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "generator", "audit", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_a_path_that_is_not_a_repository_is_a_usage_error(tmp_path: Path) -> None:
+    missing = cli(str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = cli(str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "nothing to audit" in empty.stderr
+
+
+def test_the_cli_exits_1_on_findings_and_0_on_a_clean_repository(tmp_path: Path) -> None:
+    assert cli(str(FIXTURES / "migrations-in-start")).returncode == 1
+    clean = cli(str(FIXTURES / "clean-service"), "--format", "json", "-o", str(tmp_path / "r.json"))
+    assert clean.returncode == 0, clean.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["ok"] is True
+    assert "26 of 26 applicable checks pass" in clean.stdout
+
+
+def test_a_hostile_tree_leaks_nothing_and_does_not_hang(tmp_path: Path) -> None:
+    repo = materialise(FIXTURES / "clean-service", tmp_path)
+    outside = tmp_path / "credentials"
+    outside.write_text(f"ANTHROPIC_API_KEY={FAKE_KEY}\n")
+    (repo / ".env").symlink_to(outside)
+    (repo / "compose.yaml").symlink_to("/dev/zero")
+    os.mkfifo(repo / "docker-compose.yml")
+    (repo / "loop.yaml").symlink_to("loop.yaml")
+    result = cli(str(repo), "--format", "json")
+    assert result.returncode in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    assert FAKE_KEY not in result.stdout
+    notes = " ".join(report["notes"])
+    assert ".env: skipped: a symbolic link that leads out of the repository" in notes
+    assert "docker-compose.yml: skipped: a FIFO" in notes
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_history_finds_a_key_that_was_committed_and_then_removed(tmp_path: Path) -> None:
+    repo = materialise(FIXTURES / "clean-service", tmp_path)
+    git(repo, "init", "-q")
+    (repo / "settings.py").write_text(f'API_KEY = "{FAKE_KEY}"\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "oops")
+    (repo / "settings.py").write_text('API_KEY = os.environ["API_KEY"]\n')
+    git(repo, "commit", "-qam", "remove the key")
+    assert run_audit(repo).ok
+    report = run_audit(repo, history=True)
+    history = [f for f in report.findings if f.check == "secrets.history"]
+    assert [f.status for f in history] == ["fail"]
+    assert history[0].evidence[0].file == "settings.py"
+    assert FAKE_KEY not in FORMATS["text"](report)
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        (
+            ".circleci/config.yml",
+            "version: 2.1\njobs:\n  deploy:\n    docker: [{image: cimg/base:2024.01}]\n"
+            "    steps:\n      - run: echo 'Add deployment script here'\n",
+        ),
+        (
+            "bitbucket-pipelines.yml",
+            "pipelines:\n  branches:\n    main:\n      - step:\n          name: Deploy\n"
+            "          deployment: production\n          script:\n            - echo deploying\n",
+        ),
+        (
+            "azure-pipelines.yml",
+            "stages:\n  - stage: Deploy\n    jobs:\n      - deployment: web\n"
+            "        environment: production\n        strategy:\n          runOnce:\n"
+            "            deploy:\n              steps:\n                - script: echo TODO\n",
+        ),
+        (
+            "Jenkinsfile",
+            "pipeline {\n  stages {\n    stage('Deploy') {\n      steps {\n"
+            "        echo 'deploy to production'\n      }\n    }\n  }\n}\n",
+        ),
+    ],
+)
+def test_placeholder_deploys_are_found_in_every_ci_system(
+    path: str, text: str, tmp_path: Path
+) -> None:
+    target = tmp_path / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    report = run_audit(tmp_path)
+    deploys = [f for f in report.findings if f.check == "deploy.real"]
+    assert deploys and all(f.status == "fail" for f in deploys), deploys
+    assert deploys[0].evidence[0].file == path and deploys[0].evidence[0].line
+
+
+def test_scripts_are_followed_through_working_directories_and_release_drafts_are_no_deploys(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".github/workflows").mkdir(parents=True)
+    (tmp_path / "backend/scripts").mkdir(parents=True)
+    (tmp_path / "backend/alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (tmp_path / "backend/scripts/deploy.sh").write_text(
+        "bash scripts/prestart.sh\nfastapi deploy\n"
+    )
+    (tmp_path / "backend/scripts/prestart.sh").write_text("alembic upgrade head\n")
+    (tmp_path / ".github/workflows/ship.yml").write_text(
+        "on: {push: {branches: [main]}}\njobs:\n"
+        "  create-draft-release:\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - uses: release-drafter/release-drafter@v6\n"
+        "  deploy:\n    runs-on: ubuntu-24.04\n    environment: production\n"
+        "    steps:\n      - run: bash scripts/deploy.sh\n        working-directory: backend\n"
+    )
+    report = run_audit(tmp_path)
+    status = {f.check: f for f in report.findings}
+    deploys = [f for f in report.findings if f.check == "deploy.real"]
+    assert [f.status for f in deploys] == ["pass"], deploys
+    assert deploys[0].evidence[0].file == "backend/scripts/deploy.sh"
+    assert status["migrations.run"].status == "pass"
+    assert status["migrations.run"].evidence[0].file == "backend/scripts/prestart.sh"
