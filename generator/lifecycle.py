@@ -13,29 +13,21 @@ copier is imported here only, lazily: the generate path never pays for it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from generator.errors import Issue, ShipforgeError
-from generator.writer import BLOCK_START, MANIFEST, digest, read_manifest, write_manifest
+from generator.loader import TOP_LEVEL_KEYS
+from generator.repofs import RepoReader
+from generator.writer import BLOCK_START, MANIFEST, digest, read_manifest, record_rendered
 
 ANSWERS = ".copier-answers.yml"
-# copier.yml's questions: the descriptor's top-level keys.
-QUESTIONS = (
-    "version",
-    "project",
-    "services",
-    "datastores",
-    "environments",
-    "targets",
-    "deploy",
-    "monitoring",
-)
 CONFLICT_MARKER = "<<<<<<< before updating"
 
 
@@ -61,7 +53,7 @@ def answers_from_descriptor(descriptor: Path) -> dict[str, Any]:
 
     data, lines = read_descriptor(descriptor)
     validate(data, str(descriptor), lines)
-    answers = {key: data.get(key) for key in QUESTIONS}
+    answers = {key: data.get(key) for key in TOP_LEVEL_KEYS}
     answers["deploy"] = data.get("deploy", "none")
     return answers
 
@@ -71,8 +63,29 @@ def read_answers(root: Path) -> dict[str, Any]:
     import yaml
 
     path = root / ANSWERS
+    text = RepoReader(root).read_text(path) if os.path.lexists(path) else None
+    if os.path.lexists(path) and text is None:
+        raise LifecycleError(
+            "broken answers file",
+            (Issue("cannot be read (not a regular text file in the repository)", str(path)),),
+        )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if text is None:
+            raise FileNotFoundError(path)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise LifecycleError(
+            "broken answers file",
+            (
+                Issue(
+                    f"not valid YAML ({getattr(error, 'problem', None) or error})",
+                    str(path),
+                    line=mark.line + 1 if mark is not None else None,
+                    hint="restore it from git, or remove it and `shipforge adopt` again",
+                ),
+            ),
+        ) from None
     except FileNotFoundError:
         raise LifecycleError(
             "not a copier project",
@@ -85,11 +98,116 @@ def read_answers(root: Path) -> dict[str, Any]:
                 ),
             ),
         ) from None
-    if not isinstance(data, dict) or not data.get("_src_path"):
+    if not isinstance(data, dict) or not isinstance(data.get("_src_path"), str):
         raise LifecycleError(
             "broken answers file", (Issue("no _src_path in it", str(path), hint="adopt again"),)
         )
     return data
+
+
+# The one Jinja extension shipforge's own template loads: its code is the installed shipforge's
+# (generator.formats), not the template's. Any other extension, task or migration is code the
+# template brings, which runs only when the user trusts it.
+OWN_EXTENSIONS = ("generator.formats.ShipforgeExtension",)
+
+
+def same_template(a: str, b: str) -> bool:
+    """Whether two template sources name the same template (a local path or a URL)."""
+    if a == b:
+        return True
+    if "://" in a or "://" in b or a.startswith("git@") or b.startswith("git@"):
+        return a.rstrip("/").removesuffix(".git") == b.rstrip("/").removesuffix(".git")
+    return os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b))
+
+
+def require_named_template(root: Path, recorded: dict[str, Any], template: str) -> None:
+    """The answers file is the repository's: it never picks the template that runs."""
+    named = str(recorded["_src_path"])
+    if not same_template(named, template):
+        raise LifecycleError(
+            "the answers file names another template",
+            (
+                Issue(
+                    f"_src_path is {named!r}, not the template you named ({template!r})",
+                    str(root / ANSWERS),
+                    hint="shipforge runs only the template you name: if you trust "
+                    f"{named!r}, name it with --template; else fix _src_path in the file",
+                ),
+            ),
+        )
+
+
+def template_code(template: str, ref: str | None) -> list[str]:
+    """What the template at ref would run: its tasks, migrations and foreign Jinja extensions."""
+    from copier._template import Template
+
+    loaded = Template(url=template, ref=ref)
+    try:
+        with _copier_errors(template, ref):
+            config = loaded.config_data
+            extensions = loaded.jinja_extensions
+            tasks = loaded.tasks
+    finally:
+        loaded._cleanup()
+    code = [f"task: {task.cmd}" for task in tasks]
+    code += [f"migration: {m}" for m in config.get("migrations") or []]
+    code += [f"Jinja extension: {e}" for e in extensions if e not in OWN_EXTENSIONS]
+    return code
+
+
+def vet_template(
+    template: str, ref: str | None, trust: bool, confirm: Callable[[list[str]], bool] | None
+) -> None:
+    """Refuse a template that runs code, unless trusted (--trust) or confirmed by the user."""
+    if ref is not None and ref.startswith("-"):
+        # A ref from an answers file reaches `git checkout`: it must not read as an option.
+        raise LifecycleError(
+            "not a tag or commit", (Issue(f"{ref!r} starts with '-'", template + f"@{ref}"),)
+        )
+    code = template_code(template, ref)
+    if not code or trust or (confirm is not None and confirm(code)):
+        return
+    raise LifecycleError(
+        f"the template {template} at {ref or 'its newest tag'} runs code of its own",
+        tuple(Issue(item, template, hint="review it, then rerun with --trust") for item in code),
+    )
+
+
+def require_no_ignored_edits(root: Path) -> None:
+    """copier update rewrites or deletes generated files git ignores, and git cannot give the
+    old content back: refuse while one of them holds an edit (its hash differs from the one
+    the manifest recorded)."""
+    manifest = read_manifest(root)
+    if not manifest:
+        return
+    result = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+        input="\0".join(manifest),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    reader = RepoReader(root)
+    edited = []
+    for path in filter(None, result.stdout.split("\0")):
+        if not os.path.lexists(root / path):
+            continue
+        text = reader.read_text(root / path)
+        if text is None or digest(text) != manifest.get(path):
+            edited.append(path)
+    if edited:
+        raise LifecycleError(
+            "edited files git does not keep",
+            tuple(
+                Issue(
+                    "git-ignored, and edited since shipforge wrote it: the update would lose "
+                    "the edit",
+                    str(root / path),
+                    hint="commit it (git add -f), or move it aside, then upgrade",
+                )
+                for path in sorted(edited)
+            ),
+        )
 
 
 def _git(root: Path, *args: str) -> str:
@@ -124,20 +242,45 @@ def require_clean_git(root: Path) -> None:
 
 
 @contextmanager
-def _copier_errors() -> Iterator[None]:
+def _copier_errors(template: str = "", ref: str | None = None) -> Iterator[None]:
+    """copier's errors about the user's input (a template that is not there, an unknown ref),
+    as located messages instead of the catch-all for shipforge's bugs."""
     from copier.errors import CopierError
 
+    where = template + (f"@{ref}" if ref else "")
     try:
         yield
     except CopierError as error:
-        raise LifecycleError("copier failed", (Issue(str(error)),)) from None
+        raise LifecycleError("copier failed", (Issue(str(error), where),)) from None
+    except ValueError as error:
+        # copier raises ValueError for "Unknown revision: 'v9'" and "Local template must be a
+        # directory.": both name what the user gave.
+        hint = "name a tag or commit the template has (git tag -l in it)"
+        if "directory" in str(error):
+            hint = "name a folder holding copier.yml, or a git URL"
+        raise LifecycleError(
+            "copier cannot use the template", (Issue(str(error), where, hint=hint),)
+        ) from None
+    except subprocess.CalledProcessError as error:
+        detail = (
+            (error.stderr or b"").decode(errors="replace")
+            if isinstance(error.stderr, bytes)
+            else str(error.stderr or error)
+        )
+        raise LifecycleError(
+            "copier cannot use the template", (Issue(detail.strip() or str(error), where),)
+        ) from None
 
 
 def pristine(template: str, ref: str | None, answers: dict[str, Any], into: Path) -> str:
-    """Render the template at ref with the answers into a folder; return the commit rendered."""
+    """Render the template at ref with the answers into a folder; return the commit rendered.
+
+    Its tasks are skipped: rendering to compare runs none of the template's commands (they ran,
+    if trusted, in the project itself). Callers vet the template first (vet_template).
+    """
     from copier import run_copy
 
-    with _copier_errors():
+    with _copier_errors(template, ref):
         run_copy(
             template,
             into,
@@ -145,6 +288,7 @@ def pristine(template: str, ref: str | None, answers: dict[str, Any], into: Path
             vcs_ref=ref,
             defaults=True,
             unsafe=True,
+            skip_tasks=True,
             quiet=True,
             overwrite=True,
         )
@@ -161,14 +305,17 @@ def _files(folder: Path) -> dict[str, str]:
 
 def record(root: Path, rendered: dict[str, str]) -> None:
     """Make the manifest say what the template rendered, so edits stay told from drift."""
-    write_manifest(
-        root,
-        {path: digest(text) for path, text in rendered.items() if not text.startswith(BLOCK_START)},
-    )
+    record_rendered(root, rendered)  # the manifest and the versions `generate` merges from
 
 
 def adopt(
-    root: Path, descriptor: Path, template: str, ref: str | None, force: bool = False
+    root: Path,
+    descriptor: Path,
+    template: str,
+    ref: str | None,
+    force: bool = False,
+    trust: bool = False,
+    confirm: Callable[[list[str]], bool] | None = None,
 ) -> Outcome:
     """Make a project generated by `shipforge generate` updatable by `copier update`.
 
@@ -177,12 +324,13 @@ def adopt(
     take the difference for the user's edits). In a copier project, only refreshes the manifest.
     """
     outcome = Outcome()
-    existing = (root / ANSWERS).is_file()
+    existing = os.path.lexists(root / ANSWERS)
     if existing:
         recorded = read_answers(root)
-        template = str(recorded["_src_path"])
-        ref = str(recorded.get("_commit") or "") or None
+        require_named_template(root, recorded, template)
+        ref = str(recorded.get("_commit") or "") or ref
     answers = answers_from_descriptor(descriptor)
+    vet_template(template, ref, trust, confirm)
     with tempfile.TemporaryDirectory(prefix="shipforge-adopt-") as scratch:
         rendered_dir = Path(scratch) / "pristine"
         outcome.commit = pristine(template, ref, answers, rendered_dir)
@@ -220,7 +368,15 @@ def adopt(
     return outcome
 
 
-def upgrade(root: Path, descriptor: Path, to: str | None, conflict: str = "inline") -> Outcome:
+def upgrade(
+    root: Path,
+    descriptor: Path,
+    to: str | None,
+    conflict: str = "inline",
+    template: str | None = None,
+    trust: bool = False,
+    confirm: Callable[[list[str]], bool] | None = None,
+) -> Outcome:
     """`copier update` with the descriptor's answers, then the manifest refreshed.
 
     to: a tag or commit, `:current:` to keep the template version (to apply a descriptor
@@ -229,10 +385,20 @@ def upgrade(root: Path, descriptor: Path, to: str | None, conflict: str = "inlin
     from copier import VcsRef, run_update
 
     recorded = read_answers(root)
+    source = str(recorded["_src_path"])
+    if template is not None:
+        require_named_template(root, recorded, template)
     require_clean_git(root)
+    require_no_ignored_edits(root)
     answers = answers_from_descriptor(descriptor)
-    outcome = Outcome(template=str(recorded["_src_path"]))
-    with _copier_errors():
+    outcome = Outcome(template=source)
+    current = str(recorded.get("_commit") or "") or None
+    # Both versions: copier update renders the old one too, and runs the new one's tasks and
+    # the migrations between them.
+    vet_template(source, current if to == VcsRef.CURRENT.value else to, trust, confirm)
+    if to != VcsRef.CURRENT.value:
+        vet_template(source, current, trust, confirm)
+    with _copier_errors(source, to):
         run_update(
             root,
             data=answers,

@@ -280,3 +280,107 @@ def test_adopting_at_a_template_that_renders_otherwise_is_refused(
     assert code == 1
     assert "does not render what shipforge wrote here" in err and "Dockerfile" in err
     assert not (generated / ".copier-answers.yml").exists()
+
+
+# --- hostile answers files and templates (issue 16) -------------------------------------------
+
+
+@pytest.fixture
+def evil_template(tmp_path: Path) -> tuple[Path, Path]:
+    """A template whose task writes a marker file: running it is running planted code."""
+    repo = tmp_path / "evil-template"
+    marker = tmp_path / "pwned"
+    repo.mkdir()
+    (repo / "copier.yml").write_text(f"_tasks:\n  - touch {marker}\n")
+    (repo / "README.md").write_text("evil\n")
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "v1")
+    git(repo, "tag", "v1")
+    return repo, marker
+
+
+def test_a_planted_answers_file_never_picks_the_template(
+    generated: Path, template: Path, evil_template: tuple[Path, Path]
+) -> None:
+    evil, marker = evil_template
+    (generated / ".copier-answers.yml").write_text(f"_commit: v1\n_src_path: {evil}\n")
+    commit(generated, "a pull request plants an answers file")
+    code, _, err = run("adopt", "--template", str(template), "--ref", "v1", cwd=generated)
+    assert code == 1 and "names another template" in err and str(evil) in err
+    assert ".copier-answers.yml" in err and "unexpectedly" not in err
+    code, _, err = run("upgrade", "--template", str(template), cwd=generated)
+    assert code == 1 and "names another template" in err
+    assert not marker.exists(), "the planted template's task ran"
+
+
+def test_a_template_with_tasks_is_refused_unless_trusted(
+    generated: Path, evil_template: tuple[Path, Path]
+) -> None:
+    evil, marker = evil_template
+    code, _, err = run("adopt", "--template", str(evil), "--ref", "v1", cwd=generated)
+    assert code == 1 and "runs code of its own" in err and f"task: touch {marker}" in err
+    assert "--trust" in err and not marker.exists()
+    # The answers file names it, so upgrade is asked to run it: refused the same way.
+    (generated / ".copier-answers.yml").write_text(f"_commit: v1\n_src_path: {evil}\n")
+    commit(generated, "answers")
+    code, _, err = run("upgrade", "--to", "v1", cwd=generated)
+    assert code == 1 and "runs code of its own" in err and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("upgrade", "--to", "v9.9.9"), "v9.9.9"),
+        (("adopt", "--template", "/nonexistent/template"), "/nonexistent/template"),
+        (("adopt", "--template", "{template}", "--ref", "nope"), "nope"),
+    ],
+    ids=["unknown-tag", "missing-template", "unknown-ref"],
+)
+def test_copier_input_errors_are_located(
+    project: Path, generated: Path, template: Path, args: tuple[str, ...], expected: str
+) -> None:
+    where = project if args[0] == "upgrade" else generated
+    before = git(where, "status", "--porcelain")
+    argv = [a.replace("{template}", str(template)) for a in args]
+    code, _, err = run(*argv, cwd=where)
+    assert code in (1, 2) and "unexpectedly" not in err and expected in err, err
+    assert git(where, "status", "--porcelain") == before, "nothing is written"
+
+
+def test_a_broken_answers_file_is_a_located_error(project: Path) -> None:
+    (project / ".copier-answers.yml").write_text("_src_path: [unclosed\n_commit: v1\n")
+    commit(project, "broken")
+    code, _, err = run("upgrade", cwd=project)
+    assert code == 1 and "unexpectedly" not in err
+    assert ".copier-answers.yml" in err and "not valid YAML" in err
+
+
+def test_upgrade_never_loses_an_edit_in_a_git_ignored_generated_file(
+    project: Path, template: Path
+) -> None:
+    code, out, err = run("adopt", "--template", str(template), cwd=project)
+    assert code == 0, out + err
+    git(project, "rm", "-q", "--cached", "DEPLOYMENT.md")
+    with (project / ".gitignore").open("a") as handle:
+        handle.write("DEPLOYMENT.md\n")
+    commit(project, "keep the runbook local")
+    local = (project / "DEPLOYMENT.md").read_text() + "LOCAL ONLY NOTES: runbook for on-call\n"
+    (project / "DEPLOYMENT.md").write_text(local)
+    code, _, err = run("upgrade", cwd=project)
+    assert code == 1 and "DEPLOYMENT.md" in err and "git-ignored" in err
+    assert (project / "DEPLOYMENT.md").read_text() == local
+
+
+def test_an_answers_file_ref_cannot_become_a_git_option(project: Path, template: Path) -> None:
+    text = (project / ".copier-answers.yml").read_text()
+    (project / ".copier-answers.yml").write_text(
+        "\n".join(
+            "_commit: --upload-pack=touch pwned" if line.startswith("_commit:") else line
+            for line in text.splitlines()
+        )
+        + "\n"
+    )
+    commit(project, "hostile ref")
+    code, _, err = run("upgrade", "--to", ":current:", cwd=project)
+    assert code == 1 and "starts with '-'" in err and "unexpectedly" not in err
+    assert not list(project.rglob("pwned"))
