@@ -43,37 +43,59 @@ class LintResult:
     findings: tuple[Finding, ...]
 
 
-_PIP = "pip install 'shipforge[lint]'"
+# How to get the PyPI linters (shipforge's [lint] extra) for each way of installing shipforge.
+_PIP = (
+    "pip install 'shipforge[lint]'; with pipx: pipx install 'shipforge[lint]' "
+    "(or pipx inject shipforge <tool>); with uv: uv tool install 'shipforge[lint]'"
+)
 _INSTALL_HINTS: Mapping[str, str] = {
-    "checkov": "python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30",
+    "checkov": "python3 -m venv <tools>/.venv-checkov && <tools>/.venv-checkov/bin/pip install "
+    "checkov==3.3.30, then pass --tools-dir <tools> (or SHIPFORGE_TOOLS_DIR=<tools>); "
+    "or pipx install checkov==3.3.30 / uv tool install checkov==3.3.30",
     "kubectl": "install kubectl >= 1.27, which bundles kustomize",
     "terraform": "install terraform",
     "promtool": "apt-get install prometheus",
 }
 _TIMEOUT = 600.0
 _MAX_OUTPUT = 4000
+# Folders the user named for tools (--tools-dir), on top of $SHIPFORGE_TOOLS_DIR.
+_tools_dirs: list[Path] = []
+
+
+def use_tools_dirs(folders: Iterable[StrPath]) -> None:
+    """Also look for tools in these folders (what `--tools-dir` names), for this process."""
+    _tools_dirs[:] = [Path(os.fspath(f)).resolve() for f in folders]
+
+
+def tools_dirs() -> list[Path]:
+    """The folders the user named for tools: --tools-dir, then $SHIPFORGE_TOOLS_DIR."""
+    named = [p for p in os.environ.get("SHIPFORGE_TOOLS_DIR", "").split(os.pathsep) if p]
+    return [*_tools_dirs, *(Path(p).resolve() for p in named)]
 
 
 def find_tool(name: str) -> str | None:
     """Path of executable `name`, or None.
 
-    Looked for on PATH, then beside the running interpreter (a venv's tools are there even when
-    the venv is not activated), then in the repository-local tool folders that
-    tests/install-tools.sh fills (.venv-checkov/bin, .tools/npm/node_modules/.bin) under the
-    current directory, $SHIPFORGE_TOOLS_DIR, or the folder holding this package.
+    Looked for on PATH (absolute entries only), beside the running interpreter (a venv's tools
+    are there even when the venv is not activated, as with pipx and uv tool), and in the tool
+    folders the user named: each folder itself, its bin/, .venv-checkov/bin and
+    .tools/npm/node_modules/.bin (the layout tests/install-tools.sh fills).
+
+    Never from the current directory or the repository under check: a pull request could ship
+    its own `hadolint` there and have it run by the Action. That is also why relative PATH
+    entries (`.`, an empty entry, `node_modules/.bin`) are ignored.
     """
-    found = shutil.which(name)
+    search = os.pathsep.join(
+        p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if os.path.isabs(p)
+    )
+    found = shutil.which(name, path=search)
     if found:
         return found
     candidates = [Path(sys.executable).parent]
-    bases = [Path.cwd()]
-    if os.environ.get("SHIPFORGE_TOOLS_DIR"):
-        bases.append(Path(os.environ["SHIPFORGE_TOOLS_DIR"]))
-    # In an editable install the package sits in the repository that holds those folders, so
-    # `shipforge check` finds them from any current directory.
-    bases.append(Path(__file__).resolve().parent.parent)
-    for base in bases:
+    for base in tools_dirs():
         candidates += [
+            base,
+            base / "bin",
             base / ".venv-checkov" / "bin",
             base / ".tools" / "npm" / "node_modules" / ".bin",
         ]
@@ -585,15 +607,36 @@ def checkov(dir_or_files: Paths, frameworks: Sequence[str]) -> LintResult:
     if not frameworks:
         return _done(tool, [Finding(tool, "", None, "tool-error", "no checkov framework given")])
     folder = targets[0] if len(targets) == 1 and os.path.isdir(targets[0]) else None
+    # checkov loads .checkov.yaml from the folder it scans and from the current directory, and
+    # such a file can name `external-checks-dir`: Python modules checkov imports. A checked
+    # repository must not choose code to run, so files are scanned from an empty folder, and
+    # a folder holding such a file is refused.
+    if folder is not None and any(
+        os.path.lexists(os.path.join(folder, name)) for name in (".checkov.yaml", ".checkov.yml")
+    ):
+        return _done(
+            tool,
+            [
+                Finding(
+                    tool,
+                    folder,
+                    None,
+                    "tool-error",
+                    "the folder has a .checkov.yaml, which could make checkov run code from it: "
+                    "not scanned as a folder",
+                )
+            ],
+        )
     # --quiet would drop the list of files that failed to parse (only their count stays).
     common = ["--compact", "--skip-download", "-o", "json", "--framework", *frameworks]
-    # Run inside the folder: with `-d some/dir` checkov reports Kubernetes paths relative to
-    # the current directory but joins them to the folder again (file_abs_path is wrong).
-    proc = (
-        _run([exe, "-d", ".", *common], cwd=folder)
-        if folder is not None
-        else _run([exe, "-f", *targets, *common])
-    )
+    with tempfile.TemporaryDirectory(prefix="shipforge-checkov-") as empty:
+        # Run inside the folder: with `-d some/dir` checkov reports Kubernetes paths relative
+        # to the current directory but joins them to the folder again (file_abs_path is wrong).
+        proc = (
+            _run([exe, "-d", ".", *common], cwd=folder)
+            if folder is not None
+            else _run([exe, "-f", *(os.path.abspath(t) for t in targets), *common], cwd=empty)
+        )
     data = _json(proc.out)
     # A missing folder gives exit code 0 and a log line instead of JSON.
     if not isinstance(data, (dict, list)) or proc.rc not in (0, 1):
@@ -607,7 +650,7 @@ def checkov(dir_or_files: Paths, frameworks: Sequence[str]) -> LintResult:
     def where(check: Mapping[str, Any]) -> str:
         if folder is not None:
             return os.path.join(folder, str(check.get("file_path", "")).lstrip("/"))
-        return str(check.get("file_abs_path") or check.get("file_path", ""))
+        return _given(str(check.get("file_abs_path") or check.get("file_path", "")), targets)
 
     findings: list[Finding] = []
     for report in reports:

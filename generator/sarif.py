@@ -96,6 +96,12 @@ def to_sarif(report: Report) -> dict[str, Any]:
         for run in report.tools
         if not run.ran
     ]
+    # What the check left out or noticed (a link out of the repository, a FIFO): said in the
+    # uploaded log too, not only in the text report.
+    execution += [
+        {"level": "note", "message": {"text": note}, "descriptor": {"id": "shipforge/note"}}
+        for note in report.notes
+    ]
     tool_errors = any(p.code == "tool-error" for p in report.problems)
     invocation: dict[str, Any] = {"executionSuccessful": not tool_errors}
     if execution:

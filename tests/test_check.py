@@ -75,12 +75,23 @@ def validate_sarif(text: str) -> dict[str, Any]:
 # --- fresh output --------------------------------------------------------------------------
 
 
+def with_sources(repo: Path) -> Path:
+    """The lockfiles each generated Dockerfile copies, as the application's own repository has."""
+    from generator.loader import load
+
+    for image in load(repo / "shipforge.yaml").dockerfiles:
+        for name in image.lockfiles:
+            (repo / image.path).mkdir(parents=True, exist_ok=True)
+            (repo / image.path / name).touch()
+    return repo
+
+
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Example 01 generated into a repository: descriptor, output and manifest."""
     repo = tmp_path_factory.mktemp("fresh")
     shutil.copy(EXAMPLE / "shipforge.yaml", repo / "shipforge.yaml")
-    return generate_tree(repo / "shipforge.yaml", repo)
+    return with_sources(generate_tree(repo / "shipforge.yaml", repo))
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +396,7 @@ def hostile_repo(root: Path, extra_env: str = "") -> Path:
     (root / "shipforge.yaml").write_text(
         HOSTILE.replace("    secrets:", extra_env + "    secrets:")
     )
-    return generate_tree(root / "shipforge.yaml", root)
+    return with_sources(generate_tree(root / "shipforge.yaml", root))
 
 
 def test_fresh_output_of_hostile_values_passes(tmp_path: Path) -> None:
@@ -552,7 +563,9 @@ def test_the_pre_commit_hooks_run_check_on_deployment_files() -> None:
     hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert set(hooks) == {"shipforge-check", "shipforge-check-system"}
     for hook in hooks.values():
-        assert hook["entry"] == "shipforge check" and hook["pass_filenames"] is False
+        # The staged files are linted, and a linter that is not installed fails the hook.
+        assert hook["entry"] == "shipforge check --files" and hook["pass_filenames"] is True
+        assert hook["args"] == ["--require-tools", "--skip", "checkov"]
     assert hooks["shipforge-check"]["language"] == "python"
     assert hooks["shipforge-check-system"]["language"] == "system"
     files = re.compile(hooks["shipforge-check"]["files"])
@@ -614,3 +627,58 @@ def test_the_gitlab_template_installs_and_runs_check(tmp_path: Path) -> None:
     assert "ci/shipforge-check.gitlab-ci.yml" not in output, "the template itself is clean"
     report = json.loads((repo / "gl-code-quality-report.json").read_text())
     assert {issue["check_name"] for issue in report} >= {"hadolint/DL3007"}
+
+
+def test_pre_commit_mode_lints_only_the_files_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM python:latest\n")
+    (tmp_path / "other.Dockerfile").write_text("FROM python:latest\n")
+    (tmp_path / "deploy.sh").write_text("#!/bin/sh\necho $1\n")
+    monkeypatch.chdir(tmp_path)
+    code, report = check_json("--files", "--skip", "checkov", "Dockerfile", "./deploy.sh")
+    linted = {f for t in report["tools"] for f in t["files"]}
+    assert linted == {"Dockerfile", "deploy.sh"}, "other.Dockerfile was not staged"
+    require_all_ran({"tools": [t for t in report["tools"] if t["tool"] != "checkov"]})
+    assert code == 1 and {p["path"] for p in report["problems"]} == {"Dockerfile", "deploy.sh"}
+
+
+def test_skip_values_are_checked_with_a_suggestion(tmp_path: Path) -> None:
+    code, _, err = run("check", str(tmp_path), "--skip", "chekov")
+    assert code == 2 and "did you mean 'checkov'" in err
+    code, _, _ = run("check", str(tmp_path), "--skip", "dotenv-linter (generated)", "--no-lint")
+    assert code != 2
+
+
+def test_missing_linters_fail_under_ci_and_warn_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    monkeypatch.setattr(lint, "find_tool", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    code, report = check_json(str(tmp_path), "--skip", "checkov", "--skip", "hadolint")
+    # Every linter that applied was missing or skipped: nothing was linted, which fails.
+    assert code == 1 and [p["code"] for p in report["problems"]].count("nothing-linted") == 1
+    code, report = check_json(str(tmp_path), "--skip", "checkov")
+    assert {p["code"]: p["failing"] for p in report["problems"]}["tool-missing"] is False
+    monkeypatch.setenv("CI", "true")
+    code, report = check_json(str(tmp_path), "--skip", "checkov")
+    assert code == 1 and any(p["code"] == "tool-skipped" for p in report["problems"])
+    hint = next(
+        t["skipped_reason"] for t in report["tools"] if not t["ran"] and t["tool"] != "checkov"
+    )
+    assert "pipx install" in hint and "uv tool install" in hint and "pip install" in hint
+
+
+def test_a_dockerfile_whose_lockfile_is_missing_cannot_pass(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLE / "shipforge.yaml", tmp_path / "shipforge.yaml")
+    repo = generate_tree(tmp_path / "shipforge.yaml", tmp_path)
+    code, report = check_json(str(repo), "--no-lint")
+    missing = [p for p in report["problems"] if p["code"] == "build-context"]
+    assert code == 1 and missing and all(p["failing"] for p in missing)
+    assert "COPY" in missing[0]["message"] and missing[0]["path"].endswith("Dockerfile")
+    code, _, err = run("validate", str(repo / "shipforge.yaml"))
+    assert code == 0 and "warning:" in err and "would fail" in err
+    with_sources(repo)
+    code, report = check_json(str(repo), "--no-lint")
+    assert code == 0 and not [p for p in report["problems"] if p["code"] == "build-context"]

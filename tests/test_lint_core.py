@@ -1,7 +1,9 @@
-"""The docker, compose and env outputs of every example pass the real linters of their field."""
+"""The docker, compose and env outputs of every example pass the real linters of their field;
+the linters come only from PATH and the folders the user names."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,51 @@ def test_env_templates_pass_dotenv_linter(name: str, generated: dict[str, Path])
 def test_no_secret_anywhere_in_the_output(name: str, generated: dict[str, Path]) -> None:
     everything = [p for p in files(generated[name], "*") if p.is_file()]
     require(lint.detect_secrets(everything))
+
+
+# --- where tools come from ---------------------------------------------------------------------
+
+
+def _tool(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / name
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    return exe
+
+
+def test_tools_are_never_taken_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "shipforge-test-linter"
+    for folder in (".venv-checkov/bin", ".tools/npm/node_modules/.bin", "bin", "."):
+        _tool(tmp_path / folder, name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHIPFORGE_TOOLS_DIR", raising=False)
+    # Relative PATH entries would be the current folder again: they are ignored.
+    monkeypatch.setenv("PATH", os.pathsep.join([".", "bin", "", "/usr/bin", "/bin"]))
+    lint.use_tools_dirs([])
+    assert lint.find_tool(name) is None
+
+
+def test_tools_come_from_the_folders_the_user_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "shipforge-test-linter"
+    monkeypatch.delenv("SHIPFORGE_TOOLS_DIR", raising=False)
+    named = _tool(tmp_path / "a" / ".venv-checkov" / "bin", name)
+    try:
+        lint.use_tools_dirs([tmp_path / "a"])
+        assert lint.find_tool(name) == str(named)
+    finally:
+        lint.use_tools_dirs([])
+    assert lint.find_tool(name) is None
+    on_env = _tool(tmp_path / "b" / ".tools" / "npm" / "node_modules" / ".bin", name)
+    monkeypatch.setenv(
+        "SHIPFORGE_TOOLS_DIR", os.pathsep.join([str(tmp_path / "x"), str(tmp_path / "b")])
+    )
+    assert lint.find_tool(name) == str(on_env)
+    # PATH (absolute entries) comes first.
+    first = _tool(tmp_path / "path", name)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path / "path"), "/usr/bin"]))
+    assert lint.find_tool(name) == str(first)
