@@ -215,6 +215,11 @@ def resources(docs: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str,
     return found
 
 
+def _ident_of(name: str) -> str:
+    """The HCL label the stack gives a secret name (DATABASE_URL -> database_url)."""
+    return name.lower()
+
+
 def reference(expr: str) -> str:
     """`${aws_x.name.attr}` -> aws_x.name.attr."""
     assert expr.startswith("${") and expr.endswith("}"), expr
@@ -315,10 +320,11 @@ def test_versions_are_pinned_and_state_is_locked(
     for cloud, _, folder in stacks.values():
         versions = parse(folder)["versions.tf"]["terraform"][0]
         assert hcl_string(versions["required_version"]).startswith("~> 1.")
-        (provider,) = [
-            v for k, v in versions["required_providers"][0].items() if not k.startswith("__")
-        ]
-        assert re.fullmatch(r"~> \d+\.\d+", hcl_string(provider["version"]))
+        main = {"aws-ecs": "aws", "gcp-cloud-run": "google", "azure-container-apps": "azurerm"}
+        provider = versions["required_providers"][0][main[cloud]]
+        # A pessimistic pin, or a range up to the next-but-one major (google: 7.x and 8.x, both
+        # checked against their schemas in test_terraform_schema.py).
+        assert re.fullmatch(r"~> \d+\.\d+|>= \d+\.\d+, < \d+\.0", hcl_string(provider["version"]))
         backend = parse(folder)["backend.tf"]["terraform"][0]["backend"][0]
         if cloud == "aws-ecs":
             assert backend['"s3"']["use_lockfile"] is True
@@ -406,7 +412,11 @@ def test_ecs_secrets_exist_and_only_their_users_read_them(
                     r"aws_secretsmanager_secret\.(\w+)\.arn", statement.split("}")[0]
                 )
                 assert sorted(granted) == sorted(wired.values())
-        assert not resources(docs, "aws_secretsmanager_secret_version")
+        # Terraform writes only the datastore URLs, and only write-only (never into state).
+        urls = {_ident_of(store.url_variable) for store in load(descriptor).datastores}
+        for name, version in resources(docs, "aws_secretsmanager_secret_version").items():
+            assert name in urls and "secret_string" not in version
+            assert version["secret_string_wo"].startswith('${format("')
 
 
 def test_public_web_services_have_health_checked_https_targets(
@@ -460,7 +470,10 @@ def test_aws_datastores_are_private_encrypted_and_backed_up(
         assert bool(dbs) == ("postgres" in stores) and bool(caches) == ("redis" in stores)
         for db in dbs.values():
             assert db["publicly_accessible"] is False and db["storage_encrypted"] is True
-            assert db["manage_master_user_password"] is True and "password" not in db
+            # A generated password, write-only: never in plan or state.
+            assert "password" not in db and "manage_master_user_password" not in db
+            assert db["password_wo"].startswith("${ephemeral.")
+            assert reference(db["password_wo_version"]) == "var.postgres_password_version"
             assert reference(db["backup_retention_period"]) == "var.backup_retention_days"
         for cache in caches.values():
             assert cache["at_rest_encryption_enabled"] is True
@@ -474,7 +487,9 @@ def test_aws_ci_role_trusts_one_repository_environment(
     for _, folder in aws_stacks(stacks):
         text = (folder / "ci.tf").read_text()
         assert '"repo:${var.github_repository}:environment:${var.environment}"' in text
-        assert "token.actions.githubusercontent.com:aud" in text
+        assert 'ci_issuer      = "https://token.actions.githubusercontent.com"' in text
+        assert '"${local.ci_issuer_host}:aud"' in text
+        assert '"${local.ci_issuer_host}:sub"' in text
         assert "iam:PassedToService" in text
         assert "ecs:DeregisterTaskDefinition" in text  # the deploy script's rollback cleans up
 
@@ -536,7 +551,10 @@ def test_cloud_run_services_probe_health_and_read_declared_secrets(
                 assert secrets[secret_key]["secret_id"].endswith(f'-{name}"')
                 assert f"{secret_key}_{key}" in access
             assert (f"{key}_release" in jobs) == bool(service.release)
-        assert not resources(docs, "google_secret_manager_secret_version")
+        urls = {_ident_of(store.url_variable) for store in load(descriptor).datastores}
+        for name, version in resources(docs, "google_secret_manager_secret_version").items():
+            assert name in urls and "secret_data" not in version
+            assert version["secret_data_wo"].startswith('${format("')
 
 
 def test_gcp_workload_identity_is_pinned_to_repository_and_environment(

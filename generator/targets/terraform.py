@@ -18,7 +18,10 @@ from generator.errors import InvalidDescriptor, Issue
 from generator.model import Project, Service
 from generator.render import Rendered
 
-TEMPLATES = ('{% if model.targets.terraform != "none" %}terraform{% endif %}/*',)
+TEMPLATES = (
+    '{% if model.targets.terraform != "none" %}terraform{% endif %}/*',
+    "_shipforge_macros/terraform.jinja",
+)
 
 CLOUDS = ("aws-ecs", "gcp-cloud-run", "azure-container-apps")
 
@@ -44,8 +47,8 @@ AZURE_MAX_MILLIS = 4000
 # Major versions each managed service offers when the descriptor names only a major.
 AWS_REDIS_ENGINE = {"6": "6.2", "7": "7.1"}
 GCP_REDIS_VERSION = {"6": "REDIS_6_X", "7": "REDIS_7_2"}
-# Azure Cache for Redis offers Redis 6 only (documented in docs/terraform.md).
-AZURE_REDIS_VERSION = "6"
+# Azure Managed Redis runs Redis 7.4 (documented in docs/terraform.md).
+AZURE_REDIS_VERSION = "7.4"
 
 
 def _mebibytes(quantity: str) -> int:
@@ -178,6 +181,24 @@ def _too_big(where: str, platform: str, limit: str) -> InvalidDescriptor:
     )
 
 
+def ci_identity(project: Project) -> dict[str, Any]:
+    """Who may deploy: the CI system whose OIDC tokens the stack trusts (GitHub unless GitLab).
+
+    One decision for every cloud's trust (issuer, subject, variables) and resource labels.
+    """
+    gitlab = project.targets.ci == "gitlab"
+    return {
+        "label": "gitlab" if gitlab else "github",
+        "gitlab": gitlab,
+        "title": "GitLab CI" if gitlab else "GitHub Actions",
+        "issuer_name": "the GitLab instance (var.gitlab_url)"
+        if gitlab
+        else "GitHub Actions (token.actions.githubusercontent.com)",
+        "repository_variable": "gitlab_project" if gitlab else "github_repository",
+        "repository_example": "<group>/<project>" if gitlab else "<owner>/<repo>",
+    }
+
+
 def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
     """Every length-limited or CI-shared resource name of one environment."""
     p = project.name
@@ -192,8 +213,14 @@ def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
             }
             if s.public:
                 services[_ident(s.name)]["target_group"] = naming.fit(f"{stack}-{s.name}", 32)
+        efs = {
+            f"efs_{_volume_key(s.name, v.name)}": naming.fit(f"{stack}-{s.name}-{v.name}", 64)
+            for s in project.services
+            for v in s.volumes
+        }
         return {
             "stack": stack,
+            **efs,
             "load_balancer": naming.fit(stack, 32),
             "alb_logs_prefix": f"{naming.fit(stack, 26)}-alb-",
             "ci_role": naming.fit(f"{stack}-ci", 64),
@@ -219,7 +246,10 @@ def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
             "stack": stack,
             **buckets,
             "ci_account": naming.fit(f"{stack}-ci", 30),
-            "identity_pool": naming.fit(f"{stack}-github", 32),
+            # Compute Engine names: 1-63 characters (RFC 1035).
+            "deny_ingress": naming.fit(f"{stack}-deny-ingress", 63),
+            "private_services": naming.fit(f"{stack}-private-services", 63),
+            "identity_pool": naming.fit(f"{stack}-{ci_identity(project)['label']}", 32),
             "postgres": naming.fit(f"{stack}-pg", 80),
             "redis": naming.fit(f"{stack}-redis", 40),
             "services": services,
@@ -242,10 +272,34 @@ def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
         "key_vault_prefix": f"kv{compact[:16]}",
         "storage_prefix": f"st{compact[:16]}",
         "postgres_prefix": naming.fit(f"psql-{stack}", 56),
-        "redis_prefix": naming.fit(f"redis-{stack}", 56),
+        "redis_prefix": naming.fit(f"redis-{stack}", 53),
+        "redis_endpoint": naming.fit(f"pe-{stack}-redis", 64),
         "ci_identity": naming.fit(f"id-{stack}-ci", 128),
         "services": services,
     }
+
+
+def _unknown_inputs(cloud: str, project: Project, domain: bool) -> list[str]:
+    """The variables an environment's tfvars cannot set (README.md says where they come from)."""
+    repository = ci_identity(project)["repository_variable"]
+    if cloud == "aws-ecs":
+        public = any(s.public for s in project.services)
+        return [
+            "region",
+            repository,
+            "image_tag",
+            *(["certificate_arn"] if public and domain else []),
+        ]
+    if cloud == "gcp-cloud-run":
+        return ["project_id", "region", repository, "image_tag"]
+    postgres = any(store.name == "postgres" for store in project.datastores)
+    return [
+        "subscription_id",
+        "location",
+        repository,
+        "image_tag",
+        *(["postgres_admin_password"] if postgres else []),
+    ]
 
 
 def _aligned(values: dict[str, str]) -> list[dict[str, str]]:
@@ -265,7 +319,7 @@ def view(project: Project) -> dict[str, Any]:
     for s in project.services:
         for name in (*s.datastore_secrets, *s.secrets):
             secret_users.setdefault(name, []).append(s.name)
-    datastore_urls = {store.url_variable for store in project.datastores}
+    datastore_urls = {link.variable for s in project.services for link in s.datastore_env}
     secrets = [
         {
             "name": name,
@@ -278,6 +332,13 @@ def view(project: Project) -> dict[str, Any]:
         for name, users in secret_users.items()
     ]
     secret_of = {s["name"]: s for s in secrets}
+    # The secret each datastore's connection URL lives in (when a service uses the store):
+    # Terraform writes it from the store it creates, so the first apply works in one go.
+    datastore_secrets = {
+        store.name: _ident(store.url_variable)
+        for store in project.datastores
+        if store.url_variable in secret_of
+    }
 
     services: list[dict[str, Any]] = []
     for s in project.services:
@@ -311,6 +372,10 @@ def view(project: Project) -> dict[str, Any]:
                         "key": _volume_key(s.name, volume.name),
                         "mount": volume.mount,
                         "share": f"{s.name}-{volume.name}",
+                        # Azure Files share names: 3-63 characters; environment storage
+                        # names (referenced by the apps): at most 32.
+                        "azure_share": naming.fit(f"{s.name}-{volume.name}", 63),
+                        "azure_storage": naming.fit(f"{s.name}-{volume.name}", 32),
                         "gib": max(1, math.ceil(_mebibytes(volume.size) / 1024)),
                     }
                     for volume in s.volumes
@@ -334,6 +399,10 @@ def view(project: Project) -> dict[str, Any]:
     ]
     public = [entry for entry in services if entry["public"]]
     public_names = [entry["name"] for entry in public]
+    for index, entry in enumerate(public):
+        # AWS, environment without a domain: the only public service on port 80, several on
+        # 8081, 8082, ... of the load balancer's own DNS name (no host name to route by).
+        entry["plain_port"] = 80 if len(public) == 1 else 8081 + index
     for entry in services:
         # An HCL template string (only DNS labels and var.domain): the public host rule
         # shared with the ingress and the CI smoke tests.
@@ -341,6 +410,10 @@ def view(project: Project) -> dict[str, Any]:
             naming.public_host(entry["name"], "${var.domain}", len(public))
             if entry["public"]
             else ""
+        )
+        # The same host as an HCL expression (`terraform fmt` unwraps a lone "${...}").
+        entry["host_expr"] = (
+            "var.domain" if entry["host"] == "${var.domain}" else f'"{entry["host"]}"'
         )
 
     stores = {store.name: store for store in project.datastores}
@@ -373,13 +446,18 @@ def view(project: Project) -> dict[str, Any]:
         }
 
     environments = []
-    for env in project.environments:
+    for index, env in enumerate(project.environments):
         names = _names(cloud, project, env.name)
         scalars = {k: v for k, v in names.items() if isinstance(v, str)}
         environments.append(
             {
                 "name": env.name,
                 "domain": env.domain,
+                "branch": env.branch,
+                # Account-level resources (AWS: the OIDC provider, the ECR repositories) are
+                # created by the first environment's stack and looked up by the others.
+                "first": index == 0,
+                "unknown_inputs": _unknown_inputs(cloud, project, bool(env.domain)),
                 "names": names,
                 "name_lines": _aligned(scalars),
                 "service_lines": [
@@ -391,6 +469,7 @@ def view(project: Project) -> dict[str, Any]:
     return {
         "cloud": cloud,
         "project": project.name,
+        "ci": ci_identity(project),
         "services": services,
         "web": [s for s in services if s["web"]],
         "workers": [s for s in services if not s["web"]],
@@ -408,6 +487,12 @@ def view(project: Project) -> dict[str, Any]:
         "images": images,
         "secrets": secrets,
         "datastores": datastores,
+        "datastore_secrets": datastore_secrets,
+        "datastore_secret_names": {
+            store.name: _kebab(store.url_variable)
+            for store in project.datastores
+            if store.url_variable in secret_of
+        },
         "postgres": "postgres" in datastores,
         "redis": "redis" in datastores,
         "environments": environments,
@@ -429,10 +514,12 @@ def check(project: Project, files: list[Rendered]) -> list[Issue]:
             issues.append(Issue("an image is referenced by the mutable tag latest", path))
         if content.count("{") != content.count("}"):
             issues.append(Issue("unbalanced braces", path))
-    text = "\n".join(tf.values())
+    # Every quoted word of the stack, collected once (a substring search per secret was
+    # quadratic in services, issue 19); overlapping, so `"A""B"` yields both.
+    quoted = set(re.findall(r'(?="([A-Za-z0-9_]+)")', "\n".join(tf.values())))
     for service in project.services:
         for name in (*service.datastore_secrets, *service.secrets):
-            if f'"{name}"' not in text:
+            if name not in quoted:
                 issues.append(
                     Issue(f"secret {name} of {service.name} is not wired into the stack", "")
                 )
