@@ -253,7 +253,9 @@ def test_every_job_is_least_privilege_timed_and_never_persists_credentials(
             assert int(job["timeout-minutes"]) <= 60, where
             permissions = job["permissions"]
             assert permissions.get("contents") == "read", where
-            assert set(permissions) <= {"contents", "id-token", "packages"}, where
+            assert set(permissions) <= {"contents", "id-token", "packages", "actions"}, where
+            # actions: read only to see the other workflow's runs (deploy <-> rollback).
+            assert permissions.get("actions", "read") == "read", where
             assert all(v in ("read", "write") for v in permissions.values()), where
             for step in _steps(job):
                 assert "${{" not in step.get("run", ""), where
@@ -281,6 +283,8 @@ def test_deploy_workflows_gate_promote_and_serialize(trees: dict[str, Path]) -> 
                 "group": f"deploy-{env['name']}",
                 "cancel-in-progress": "false",
             }
+            # A deploy first waits for a rollback of the environment in progress.
+            assert job["steps"][0]["env"]["OTHER"] == f"rollback-{env['name']}.yml"
             assert ("MANUAL_APPROVAL" in job["if"]) == env["approval"]
             runs = " ".join(s.get("run", "") for s in _steps(job))
             assert f"{view['script']} deploy {env['name']}" in runs
@@ -297,8 +301,21 @@ def test_deploy_workflows_gate_promote_and_serialize(trees: dict[str, Path]) -> 
             assert set(rollback["on"]) == {"workflow_dispatch"}
             assert rollback["on"]["workflow_dispatch"] in (None, "", {})
             job = rollback["jobs"]["rollback"]
-            assert job["concurrency"]["group"] == f"deploy-{env['name']}"
-            assert f"{view['script']} rollback {env['name']}" in job["steps"][-1]["run"]
+            # Its own group: a push (a pending deploy) can never cancel a pending rollback.
+            assert job["concurrency"] == {
+                "group": f"rollback-{env['name']}",
+                "cancel-in-progress": "false",
+            }
+            assert job["steps"][0]["env"]["OTHER"] == f"deploy-{env['name']}.yml"
+            runs = [s.get("run", "") for s in _steps(job)]
+            assert any(f"{view['script']} rollback {env['name']}" in r for r in runs)
+            # Rolling back an environment that production promotes from revokes its images.
+            revoke = [r for r in runs if "images.sh revoke" in r]
+            assert bool(revoke) == env["promoted"]
+            if revoke:
+                assert runs.index(revoke[0]) > next(
+                    i for i, r in enumerate(runs) if f"rollback {env['name']}" in r
+                )
 
 
 def _descriptor(name: str, tree: Path) -> dict[str, Any]:
@@ -326,14 +343,35 @@ def test_gitlab_pipelines_gate_serialize_and_roll_back(trees: dict[str, Path]) -
             assert deploy["environment"]["name"] == env["name"]
             rule = deploy["rules"][0]
             assert rule["if"] == env["gitlab_rule"]
-            assert (rule.get("when") == "manual") == env["approval"]
+            # The approval gate is the environment's first job: with images, the publish or
+            # promote job, so nothing reaches the environment's registry before approval.
+            gate = jobs[env["images_job"]] if view["uses_images"] else deploy
+            assert (gate["rules"][0].get("when") == "manual") == env["approval"]
+            if view["uses_images"]:
+                assert rule.get("when") != "manual"
+                assert deploy["needs"] == [env["images_job"]]
             if env["approval"]:
-                assert deploy["allow_failure"] == "false"
+                assert gate["allow_failure"] == "false"
             rollback = jobs[f"rollback-{env['name']}"]
             assert rollback["rules"][0]["when"] == "manual"
             assert rollback["resource_group"] == env["name"]
             assert rollback["needs"] == []
             assert any(f"rollback {env['name']}" in line for line in rollback["script"])
+            if env["promoted"]:
+                revoke = jobs[f"revoke-{env['name']}"]
+                assert revoke["needs"] == [{"job": f"rollback-{env['name']}", "artifacts": "true"}]
+                assert rollback["variables"]["ROLLED_BACK_FROM"] == "rolled-back.env"
+        # Environment branches keep their branch pipelines while a merge request is open (the
+        # deploys run there); build-only jobs, which run on any branch, get no cloud ID token.
+        rules = document["workflow"]["rules"]
+        if view["branches"]:
+            assert rules[1] == {"if": view["gitlab_publish_rule"]}
+            assert rules[2] == {
+                "if": "$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS",
+                "when": "never",
+            }
+        if "images" in jobs:
+            assert "id_tokens" not in jobs["images"]
 
 
 # --- hostile values --------------------------------------------------------------------

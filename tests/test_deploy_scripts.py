@@ -221,6 +221,30 @@ def test_kubernetes_first_deploy_has_nothing_to_undo(run: Runner) -> None:
     assert "no previous revision" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("earlier", "deleted"), [("running", False), ("complete", False), ("failed", True)]
+)
+def test_kubernetes_rerun_never_deletes_a_running_migration(
+    run: Runner, earlier: str, deleted: bool
+) -> None:
+    state = k8s_state()
+    state["jobs"] = {"job/api-release-abc1234": earlier}
+    r = run(K8S, ["deploy/kubernetes.sh", "deploy", "staging"], K8S_ENV, state)
+    assert r.code == 0, r.stderr
+    assert r.has("kubectl", "delete", "job", "api-release-abc1234") == deleted
+
+
+def test_kubernetes_release_still_running_at_the_timeout_is_left_and_nothing_rolls_out(
+    run: Runner,
+) -> None:
+    env = {**K8S_ENV, "RELEASE_TIMEOUT": "0"}
+    r = run(K8S, ["deploy/kubernetes.sh", "deploy", "staging"], env, k8s_state(release_hangs=True))
+    assert r.code != 0 and "left to finish" in r.stderr
+    assert len(r.state["applied"]) == 1  # the release Job only, never the overlay
+    assert not r.has("kubectl", "delete")
+    assert r.state["revisions"] == k8s_state()["revisions"]
+
+
 @pytest.mark.parametrize("missing", ["KUBECONFIG", "GIT_SHA", "IMAGE_API"])
 def test_kubernetes_missing_variable_stops_before_kubectl(run: Runner, missing: str) -> None:
     env = {k: v for k, v in K8S_ENV.items() if k != missing}
@@ -265,79 +289,12 @@ ECS_ENV = {
 }
 
 
-def ecs_state(**knobs: Any) -> dict[str, Any]:
-    services = ["invoicer-staging-api", "invoicer-staging-worker"]
-    arn = "arn:aws:ecs:eu-west-1:123456789012:task-definition/{}:7"
-    current = {s: arn.format(s) for s in services}
-    return {
-        "current": dict(current),
-        "initial": dict(current),
-        "containers": {s: s.rsplit("-", 1)[1] for s in services},
-        "history": {s: [5, 6, 7] for s in services},
-        "knobs": knobs,
-    }
+# The deploy and rollback paths run against moto with the real AWS CLI:
+# tests/test_deploy_ecs_moto.py. Here: only what stops the script before any AWS call.
 
 
-def test_ecs_healthy_deploy(run: Runner) -> None:
-    _needs_jq()
-    r = run(ECS, ["deploy/aws-ecs.sh", "deploy", "staging"], ECS_ENV, ecs_state())
-    assert r.code == 0, r.stderr
-    registered = r.state["registered"]
-    assert [d["containerDefinitions"][0]["image"] for d in registered] == [ECS_ENV["IMAGE_API"]] * 2
-    assert all("taskDefinitionArn" not in d and "revision" not in d for d in registered)
-    assert r.state["tasks"] == [
-        {"containerOverrides": [{"name": "api", "command": ["alembic", "upgrade", "head"]}]}
-    ]
-    run_task = r.index("aws", "run-task")
-    assert run_task < r.index("aws", "update-service", "--service", "invoicer-staging-api")
-    assert r.has("aws", "run-task", "--cluster", "invoicer-staging", "--launch-type", "FARGATE")
-    net = next(c for c in r.of("aws") if "run-task" in c)
-    assert (
-        "awsvpcConfiguration={subnets=[subnet-1,subnet-2],securityGroups=[sg-1,sg-2],assignPublicIp=DISABLED}"
-        in net
-    )
-    assert r.state["current"]["invoicer-staging-api"].endswith("invoicer-staging-api:8")
-    assert r.has("aws", "wait", "services-stable")
-    assert r.has("curl", "https://staging.invoicer.example.com/health")
-    assert not r.state.get("deregistered")
-
-
-def test_ecs_unstable_service_goes_back_to_the_captured_task_definition(run: Runner) -> None:
-    _needs_jq()
-    r = run(ECS, ["deploy/aws-ecs.sh", "deploy", "staging"], ECS_ENV, ecs_state(stable_fail=True))
-    assert r.code != 0
-    assert r.state["current"] == r.state["initial"]
-    assert sorted(r.state["deregistered"]) == [
-        "invoicer-staging-api:8",
-        "invoicer-staging-worker:8",
-    ]
-
-
-def test_ecs_circuit_breaker_rollback_is_a_failure(run: Runner) -> None:
-    _needs_jq()
-    r = run(
-        ECS, ["deploy/aws-ecs.sh", "deploy", "staging"], ECS_ENV, ecs_state(circuit_breaker=True)
-    )
-    assert r.code != 0
-    assert r.state["current"] == r.state["initial"]
-
-
-def test_ecs_failed_smoke_test_rolls_back(run: Runner) -> None:
-    _needs_jq()
-    state = ecs_state(curl_fail=["invoicer.example.com"])
-    r = run(ECS, ["deploy/aws-ecs.sh", "deploy", "staging"], ECS_ENV, state)
-    assert r.code != 0
-    updates = [c for c in r.of("aws") if "update-service" in c]
-    assert len(updates) == 4  # two forward, two back
-    assert r.state["current"] == r.state["initial"]
-
-
-def test_ecs_failed_release_updates_no_service(run: Runner) -> None:
-    _needs_jq()
-    r = run(ECS, ["deploy/aws-ecs.sh", "deploy", "staging"], ECS_ENV, ecs_state(release_exit=3))
-    assert r.code != 0 and "exited with 3" in r.stderr
-    assert not r.has("aws", "update-service")
-    assert len(r.state["deregistered"]) == 2
+def ecs_state() -> dict[str, Any]:
+    return {"knobs": {}}
 
 
 @pytest.mark.parametrize("missing", ["AWS_REGION", "ECS_SUBNETS", "ECS_SECURITY_GROUPS_API"])
@@ -345,17 +302,6 @@ def test_ecs_missing_variable_stops_before_aws(run: Runner, missing: str) -> Non
     env = {k: v for k, v in ECS_ENV.items() if k != missing}
     r = run(ECS, ["deploy/aws-ecs.sh", "deploy", "staging"], env, ecs_state())
     assert r.code != 0 and missing in r.stderr and not r.calls
-
-
-def test_ecs_manual_rollback_returns_to_the_previous_active_revision(run: Runner) -> None:
-    _needs_jq()
-    state = ecs_state()
-    state["deregistered"] = ["invoicer-staging-api:6"]  # a revision that failed once
-    r = run(ECS, ["deploy/aws-ecs.sh", "rollback", "staging"], {"AWS_REGION": "eu-west-1"}, state)
-    assert r.code == 0, r.stderr
-    assert r.state["current"]["invoicer-staging-api"].endswith(":5")
-    assert r.state["current"]["invoicer-staging-worker"].endswith(":6")
-    assert "invoicer-staging-api:7" in r.state["deregistered"]
 
 
 # --- gcp-cloud-run (examples/09-gitlab-gcp-cloud-run) ----------------------------------
@@ -488,6 +434,36 @@ def test_cloud_run_manual_rollback_uses_the_rollback_tag(run: Runner) -> None:
     assert pool_serving(r.state) == f"{POOL}-00001-old"
 
 
+def test_cloud_run_failure_halfway_moves_every_service_back(run: Runner) -> None:
+    _needs_jq()
+    r = run(
+        RUN, ["deploy/gcp-cloud-run.sh", "deploy", "staging"], RUN_ENV, run_state(split_fail=True)
+    )
+    assert r.code != 0 and "PERMISSION_DENIED" in r.stderr
+    # The service had already moved to its new revision: it serves the old one again.
+    assert serving(r.state) == f"{SERVICE}-00001-old"
+    assert pool_serving(r.state) == f"{POOL}-00001-old"
+    assert "restored and verified" in r.stderr
+
+
+def test_cloud_run_second_manual_rollback_never_returns_to_the_one_it_left(run: Runner) -> None:
+    _needs_jq()
+    state = run_state()
+    state["services"][SERVICE]["status"]["traffic"].append(
+        {"revisionName": f"{SERVICE}-00000-older", "tag": "rollback", "percent": 0}
+    )
+    state["pools"][POOL]["revisions"] = [f"{POOL}-00001-old", f"{POOL}-00002-new"]
+    state["pools"][POOL]["instanceSplits"] = [{"revision": f"{POOL}-00002-new", "percent": 100}]
+    env = {"GCP_PROJECT": "acme-prod", "GCP_REGION": "europe-west1"}
+    first = run(RUN, ["deploy/gcp-cloud-run.sh", "rollback", "staging"], env, state)
+    assert first.code == 0, first.stderr
+    assert serving(first.state) == f"{SERVICE}-00000-older"
+    second = run(RUN, ["deploy/gcp-cloud-run.sh", "rollback", "staging"], env, first.state)
+    assert second.code != 0 and "no earlier verified revision" in second.stderr
+    assert serving(second.state) == f"{SERVICE}-00000-older"
+    assert not second.has("gcloud", "update-traffic")
+
+
 # --- azure-container-apps (examples/10-github-azure-container-apps) --------------------
 
 ACA = "10-github-azure-container-apps"
@@ -565,7 +541,21 @@ def test_container_apps_manual_rollback_uses_the_recorded_revision(run: Runner) 
     r = run(ACA, ["deploy/azure-container-apps.sh", "rollback", "staging"], {}, state)
     assert r.code == 0, r.stderr
     assert r.state["current"] == {WEB: f"{WEB}--older", WORKER: f"{WORKER}--older"}
-    assert r.state["tags"] == {WEB: f"{WEB}--old", WORKER: f"{WORKER}--old"}
+    # Nothing verified before --older is recorded: a second rollback refuses before any change
+    # and never returns to the revision it left.
+    assert r.state["tags"] == {}
+    again = run(ACA, ["deploy/azure-container-apps.sh", "rollback", "staging"], {}, r.state)
+    assert again.code != 0 and "no earlier verified revision" in again.stderr
+    assert again.state["current"] == {WEB: f"{WEB}--older", WORKER: f"{WORKER}--older"}
+
+
+def test_container_apps_rollback_checks_every_target_before_moving(run: Runner) -> None:
+    state = aca_state()
+    state["tags"] = {WEB: f"{WEB}--older"}  # the worker has none recorded
+    r = run(ACA, ["deploy/azure-container-apps.sh", "rollback", "staging"], {}, state)
+    assert r.code != 0 and WORKER in r.stderr
+    assert r.state["current"] == aca_state()["current"]
+    assert not r.has("az", "activate")
 
 
 # --- pm2 (examples/11-github-pm2) ------------------------------------------------------
@@ -581,8 +571,15 @@ PM2_ENV = {
 }
 
 
+OLDER = "0" * 39 + "1"
+OLD = "1" * 40
+
+
 def pm2_state(**knobs: Any) -> dict[str, Any]:
-    return {"commit": "" if knobs.get("fresh") else "1111111", "knobs": knobs}
+    """A host running OLD, verified after OLDER (the host's .shipforge-verified list)."""
+    if knobs.get("fresh"):
+        return {"commit": "", "verified": [], "knobs": knobs}
+    return {"commit": OLD[:7], "verified": [OLDER, OLD], "knobs": knobs}
 
 
 def test_pm2_healthy_deploy_deploys_this_commit(run: Runner) -> None:
@@ -590,30 +587,36 @@ def test_pm2_healthy_deploy_deploys_this_commit(run: Runner) -> None:
     assert r.code == 0, r.stderr
     assert r.has("pm2", "deploy", "ecosystem.config.js", "staging", "ref", SHA)
     assert r.has("curl", "https://staging.status.example.net/healthz")
-    assert not r.has("pm2", "revert") and not r.has("pm2", "setup")
+    assert not r.has("pm2", "setup") and "reverted" not in r.state
+    assert r.state["commit"] == SHA[:7] and r.state["verified"] == [OLDER, OLD, SHA]
 
 
 def test_pm2_first_deploy_sets_the_host_up(run: Runner) -> None:
     r = run(PM2, ["deploy/pm2.sh", "deploy", "staging"], PM2_ENV, pm2_state(fresh=True))
     assert r.code == 0, r.stderr
     assert r.index("pm2", "setup") < r.index("pm2", "ref")
+    assert r.state["verified"] == [SHA]
 
 
 @pytest.mark.parametrize(
-    "knobs", [{"deploy_fail": "post_deploy"}, {"curl_fail": ["status.example.net"]}]
+    "knobs", [{"deploy_fail": "post_deploy"}, {"curl_fail": ["staging.status.example.net"]}]
 )
-def test_pm2_failed_deploy_or_smoke_test_reverts(run: Runner, knobs: dict[str, Any]) -> None:
+def test_pm2_failed_deploy_or_smoke_test_goes_back_to_the_last_verified(
+    run: Runner, knobs: dict[str, Any]
+) -> None:
     r = run(PM2, ["deploy/pm2.sh", "deploy", "staging"], PM2_ENV, pm2_state(**knobs))
     assert r.code != 0
-    assert r.has("pm2", "deploy", "ecosystem.config.js", "staging", "revert", "1")
-    assert r.state["commit"] == "1111111"
+    assert r.index("pm2", "ref", SHA) < r.index("pm2", "ref", OLD)
+    assert r.state["commit"] == OLD[:7]
+    assert r.state["verified"] == [OLDER, OLD] and "reverted" not in r.state
 
 
-def test_pm2_deploy_that_failed_before_the_switch_reverts_nothing(run: Runner) -> None:
+def test_pm2_deploy_that_failed_before_the_switch_changes_nothing(run: Runner) -> None:
     r = run(
         PM2, ["deploy/pm2.sh", "deploy", "staging"], PM2_ENV, pm2_state(deploy_fail="before_switch")
     )
-    assert r.code != 0 and not r.has("pm2", "revert")
+    assert r.code != 0 and "before the host changed" in r.stderr
+    assert not r.has("pm2", "ref", OLD) and r.state["commit"] == OLD[:7]
 
 
 @pytest.mark.parametrize("missing", ["PM2_DEPLOY_HOST", "SMOKE_URL_API", "GIT_SHA"])
@@ -640,14 +643,33 @@ def test_pm2_ssh_key_needs_known_hosts_and_goes_to_an_agent(run: Runner) -> None
     assert r.state["ssh_key"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
 
 
-def test_pm2_manual_rollback_reverts_one_deploy(run: Runner) -> None:
-    state = pm2_state()
-    state["deploys"] = ["0000001"]
+def test_pm2_manual_rollback_goes_to_the_verified_commit_before_the_running_one(
+    run: Runner,
+) -> None:
     env = {k: v for k, v in PM2_ENV.items() if k != "GIT_SHA"}
-    r = run(PM2, ["deploy/pm2.sh", "rollback", "production"], env, state)
+    r = run(PM2, ["deploy/pm2.sh", "rollback", "production"], env, pm2_state())
     assert r.code == 0, r.stderr
-    assert r.has("pm2", "deploy", "ecosystem.config.js", "production", "revert", "1")
+    assert r.has("pm2", "deploy", "ecosystem.config.js", "production", "ref", OLDER)
     assert r.has("curl", "https://status.example.com/healthz")
+    assert r.state["commit"] == OLDER[:7] and r.state["verified"] == [OLDER]
+    again = run(PM2, ["deploy/pm2.sh", "rollback", "production"], env, r.state)
+    assert again.code != 0 and "no earlier verified commit" in again.stderr
+
+
+def test_pm2_manual_rollback_after_an_automatic_one_never_deploys_the_failed_commit(
+    run: Runner,
+) -> None:
+    failed = run(
+        PM2,
+        ["deploy/pm2.sh", "deploy", "production"],
+        PM2_ENV,
+        pm2_state(deploy_fail="post_deploy"),
+    )
+    assert failed.code != 0 and failed.state["commit"] == OLD[:7]
+    env = {k: v for k, v in PM2_ENV.items() if k != "GIT_SHA"}
+    r = run(PM2, ["deploy/pm2.sh", "rollback", "production"], env, failed.state)
+    assert r.code == 0, r.stderr
+    assert not r.has("pm2", "ref", SHA) and r.state["commit"] == OLDER[:7]
 
 
 # --- compose (examples/07-gitlab-compose) ----------------------------------------------
@@ -685,6 +707,7 @@ def test_compose_healthy_deploy(run: Runner) -> None:
     }
     assert r.has("curl", "http://203.0.113.10:3000/health")
     assert r.state["tags"]["shipforge-rollback/tickets/api:staging"] == f"{REPO}@{OLD}"
+    assert r.state["tags"]["shipforge-verified/tickets/api:staging"] == COMPOSE_ENV["IMAGE_API"]
     assert all(
         "compose.production.yaml" in " ".join(c) for c in r.of("docker") if c[0] == "compose"
     )
@@ -720,19 +743,40 @@ def test_compose_missing_variable_stops_before_docker(run: Runner, missing: str)
     assert r.code != 0 and missing in r.stderr and not r.calls
 
 
-def test_compose_manual_rollback_uses_the_recorded_images(run: Runner) -> None:
-    state = compose_state()
+def test_compose_new_service_never_disables_the_rollback_of_the_others(run: Runner) -> None:
+    state = compose_state(up_fail=True)
+    del state["running"]["notifier"]  # notifier is new in this deploy
+    r = run(COMPOSE, ["deploy/compose.sh", "deploy", "staging"], COMPOSE_ENV, state)
+    assert r.code != 0
+    # api runs its previous image again; the new notifier is removed, not left failing.
+    assert r.state["running"] == {"api": f"{REPO}@{OLD}"}
+    assert r.has("docker", "rm", "--stop", "--force", "notifier")
+
+
+def test_compose_manual_rollback_after_an_automatic_one(run: Runner) -> None:
+    """Verified v1 then v2, v3 fails and is undone, the manual rollback goes to v1, then stops."""
+    v1, v2 = f"{REPO}@{OLD}", f"{REPO}@sha256:{'2' * 64}"
+    state = compose_state(up_fail=True)
+    state["running"] = {"api": v2, "notifier": v2}
     state["tags"] = {
-        "shipforge-rollback/tickets/api:production": f"{REPO}@{OLD}",
-        "shipforge-rollback/tickets/notifier:production": f"{REPO}@{OLD}",
+        f"shipforge-{kind}/tickets/{s}:production": ref
+        for s in ("api", "notifier")
+        for kind, ref in (("rollback", v1), ("verified", v2))
     }
-    state["running"] = {"api": f"{REPO}@{DIGEST}", "notifier": f"{REPO}@{DIGEST}"}
+    deploy = run(COMPOSE, ["deploy/compose.sh", "deploy", "production"], COMPOSE_ENV, state)
+    assert deploy.code != 0
+    assert deploy.state["running"] == {"api": v2, "notifier": v2}
     env = {k: v for k, v in COMPOSE_ENV.items() if k not in ("GIT_SHA", "IMAGE_API")}
+    state = {**deploy.state, "knobs": {}}
     r = run(COMPOSE, ["deploy/compose.sh", "rollback", "production"], env, state)
     assert r.code == 0, r.stderr
-    assert r.state["running"]["api"] == f"{REPO}@{OLD}"
-    assert r.state["tags"]["shipforge-rollback/tickets/api:production"] == f"{REPO}@{DIGEST}"
+    assert r.state["running"] == {"api": v1, "notifier": v1}
     assert r.has("curl", "https://tickets.example.com/health")
+    assert r.state["tags"]["shipforge-verified/tickets/api:production"] == v1
+    # Nothing verified before v1 is recorded: a second rollback refuses, never returns to v2.
+    again = run(COMPOSE, ["deploy/compose.sh", "rollback", "production"], env, r.state)
+    assert again.code != 0 and "no earlier verified images" in again.stderr
+    assert again.state["running"] == {"api": v1, "notifier": v1}
 
 
 # --- images.sh: once per commit, promotion by source tree -------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from generator import naming
+from generator import fastyaml, naming
 from generator.errors import Issue
 from generator.model import Environment, Image, Project, Service
 from generator.render import Rendered
@@ -346,11 +346,153 @@ def view(project: Project) -> dict[str, Any]:
     }
 
 
+def _where(ci: str, kind: str, environment: str) -> str:
+    """Where a CI variable is set, in the CI system's own words."""
+    if ci == "github":
+        if not environment:
+            return "repository: Settings > Secrets and variables > Actions > Variables"
+        tab = "Environment secrets" if kind == "secret" else "Environment variables"
+        return f"Settings > Environments > `{environment}` > {tab}"
+    scope = f"environment scope `{environment}`" if environment else "all environments"
+    extra = {"secret": ", masked and protected", "file": ", type File"}.get(kind, "")
+    return f"Settings > CI/CD > Variables, {scope}{extra}"
+
+
+def pipeline_variables(project: Project) -> list[dict[str, Any]]:
+    """Every CI variable and secret the pipeline reads, per environment, with where it is set.
+
+    One group per deploy environment, then (GitHub) the repository-level ones. The names come
+    from the same facts the templates use: the cloud sign-in, the registry login, the deploy
+    script's variables and the approval fallback.
+    """
+    v = view(project)
+    ci = v["ci"]
+    if ci == "none":
+        return []
+    rows_by_env: list[dict[str, Any]] = []
+
+    def add(rows: list[dict[str, str]], name: str, kind: str, purpose: str) -> None:
+        if all(r["name"] != name for r in rows):
+            rows.append({"name": name, "kind": kind, "purpose": purpose})
+
+    def registry_rows(rows: list[dict[str, str]], promotes: str) -> None:
+        kind, literal = v["registry"]["kind"], v["registry"]["literal"]
+        if kind == "basic":
+            add(rows, "REGISTRY_USERNAME", "variable", f"user of {v['registry']['host']}")
+            add(
+                rows, "REGISTRY_PASSWORD", "secret", f"password or token of {v['registry']['host']}"
+            )
+        if kind == "gar" and not literal:
+            add(
+                rows,
+                "GCP_ARTIFACT_REGISTRY",
+                "variable",
+                "`<region>-docker.pkg.dev/<project>/<repository>`",
+            )
+        if kind == "acr" and not literal:
+            add(rows, "AZURE_CONTAINER_REGISTRY", "variable", "the registry's login server")
+        if kind in ("ecr", "gar", "acr") and (promotes or ci == "github"):
+            add(
+                rows,
+                "SOURCE_REGISTRY",
+                "variable",
+                f"optional: {promotes or 'the environment promoted from'}'s registry, when it is another one",
+            )
+
+    login = v["login_deploy"]
+    for env in v["deploy_environments"]:
+        rows: list[dict[str, str]] = []
+        if login["aws"]:
+            add(rows, "AWS_ROLE_ARN", "variable", "the CI role (Terraform output `ci_role_arn`)")
+            add(rows, "AWS_REGION", "variable", "the stack's region")
+        if login["gcp"]:
+            add(
+                rows,
+                "GCP_WORKLOAD_IDENTITY_PROVIDER",
+                "variable",
+                "`projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`",
+            )
+            add(rows, "GCP_SERVICE_ACCOUNT", "variable", "the CI service account's e-mail")
+            add(rows, "GCP_PROJECT", "variable", "the project id")
+        if login["azure"]:
+            add(rows, "AZURE_CLIENT_ID", "variable", "the CI identity's client id")
+            add(rows, "AZURE_TENANT_ID", "variable", "the tenant id")
+            add(rows, "AZURE_SUBSCRIPTION_ID", "variable", "the subscription id")
+        if v["uses_images"]:
+            registry_rows(rows, env["promote_from"])
+        if v["platform"] == "kubernetes":
+            if ci == "github":
+                add(rows, "KUBE_CONFIG", "secret", "the kubeconfig of the environment's cluster")
+            else:
+                add(
+                    rows,
+                    "KUBECONFIG",
+                    "file",
+                    "the kubeconfig of the environment's cluster (or the GitLab agent)",
+                )
+        for variable in env["variables"]:
+            kind = "secret" if variable["source"] == "secrets" else "variable"
+            purpose = {
+                "ECS_SUBNETS": "Terraform output `ecs_subnets`, comma-separated (release tasks)",
+                "GCP_REGION": "the region of the services",
+                "DEPLOY_PORT": "optional: the SSH port (22)",
+                "SSH_KNOWN_HOSTS": "the host's `ssh-keyscan` lines, checked by you",
+                "SSH_PRIVATE_KEY": "the deploy key",
+            }.get(variable["name"], "")
+            if variable["name"].startswith("ECS_SECURITY_GROUPS_"):
+                purpose = "Terraform output `ecs_security_groups`, comma-separated (release task)"
+            elif variable["name"].startswith("SMOKE_URL_"):
+                purpose = "base URL the smoke test reaches the service at (no domain)"
+            elif variable["name"].startswith("PM2_DEPLOY_"):
+                purpose = "pm2 deploy target (or the same name ending in `_" + env["var"] + "`)"
+            elif not purpose and kind == "secret":
+                purpose = "passed by `docker compose` to the containers"
+            add(rows, variable["name"], kind, purpose)
+        rows_by_env.append(
+            {
+                "name": env["name"],
+                "rows": [{**r, "where": _where(ci, r["kind"], env["name"])} for r in rows],
+            }
+        )
+    repository: list[dict[str, str]] = []
+    if ci == "github" and any(e["approval"] for e in v["deploy_environments"]):
+        add(
+            repository,
+            "MANUAL_APPROVAL",
+            "variable",
+            "optional: `true` makes environments with approval deploy only by hand",
+        )
+    if not v["deploy_environments"] and v["build_images"]:
+        registry_rows(repository, "")
+        publish = v["login_publish"]
+        if publish["aws"]:
+            add(repository, "AWS_ROLE_ARN", "variable", "the CI role that pushes images")
+            add(repository, "AWS_REGION", "variable", "the registry's region")
+        if publish["gcp"]:
+            add(
+                repository,
+                "GCP_WORKLOAD_IDENTITY_PROVIDER",
+                "variable",
+                "the Workload Identity provider",
+            )
+            add(repository, "GCP_SERVICE_ACCOUNT", "variable", "the CI service account's e-mail")
+            add(repository, "GCP_PROJECT", "variable", "the project id")
+        if publish["azure"]:
+            add(repository, "AZURE_CLIENT_ID", "variable", "the CI identity's client id")
+            add(repository, "AZURE_TENANT_ID", "variable", "the tenant id")
+            add(repository, "AZURE_SUBSCRIPTION_ID", "variable", "the subscription id")
+    if repository:
+        rows_by_env.append(
+            {"name": "", "rows": [{**r, "where": _where(ci, r["kind"], "")} for r in repository]}
+        )
+    return rows_by_env
+
+
 MARKER = "Generated by shipforge"
 SHA_PIN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.CSafeLoader):
     """YAML 1.2-ish: `on` stays a string key, as GitHub reads it."""
 
 
@@ -420,7 +562,7 @@ def check(project: Project, files: list[Rendered]) -> list[Issue]:
                 issues.append(Issue("script without set -euo pipefail", file.path))
             continue
         try:
-            document = yaml.load(file.content, Loader=_Loader)
+            document = fastyaml.load(file.content, _Loader)
         except yaml.YAMLError as error:
             issues.append(Issue(f"not valid YAML: {error}", file.path))
             continue

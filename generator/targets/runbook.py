@@ -8,6 +8,7 @@ from generator import naming
 from generator.errors import Issue
 from generator.model import Project
 from generator.render import Rendered
+from generator.targets import ci
 
 TEMPLATES = ("*DEPLOYMENT.md*",)
 
@@ -68,14 +69,20 @@ def view(project: Project) -> dict[str, Any]:
         "environments": environments,
         "first_branch": first.branch,
         "releases": [{"name": s.name, "release": s.release} for s in project.services if s.release],
+        # Every CI variable and secret the pipeline reads, per environment, with where it is set.
+        "ci_variables": ci.pipeline_variables(project),
     }
 
 
 def check(project: Project, files: list[Rendered]) -> list[Issue]:
-    """The runbook names every secret the project uses."""
+    """The runbook names every secret the project uses and every CI variable the pipeline reads."""
     issues = []
+    variables = [r["name"] for g in ci.pipeline_variables(project) for r in g["rows"]]
     for file in files:
         missing = [name for name in project.secrets if f"`{name}`" not in file.content]
         if missing:
             issues.append(Issue(f"secrets missing from the runbook: {missing}", file.path))
+        missing = [name for name in variables if f"`{name}`" not in file.content]
+        if missing:
+            issues.append(Issue(f"CI variables missing from the runbook: {missing}", file.path))
     return issues
