@@ -8,7 +8,7 @@ from generator.errors import Issue
 from generator.model import Project
 from generator.render import Rendered
 
-TEMPLATES = ("*model.dockerfiles*", "*model.dockerignores*")
+TEMPLATES = ("*model.dockerfiles*", "*model.dockerignores*", "_shipforge_macros/dockerfile.jinja")
 
 
 def check(project: Project, files: list[Rendered]) -> list[Issue]:
