@@ -131,6 +131,8 @@ def test_node_commands_that_are_not_a_file_run_in_fork_mode(
     command: str, web: bool, instances: int
 ) -> None:
     service: dict[str, Any] = {"runtime": "node", "command": command, "replicas": 3}
+    if command.startswith("pnpm"):
+        service["package_manager"] = "pnpm"  # a pnpm command needs pnpm (and its lockfile)
     if web:
         service["port"] = 3000
     app = app_view(service)
@@ -174,8 +176,35 @@ def test_python_workers_are_separate_processes_of_the_virtualenv() -> None:
     app = app_view({"runtime": "python", "command": "python -m src.worker", "replicas": 2})
     assert (app["exec_mode"], app["instances"], app["script"]) == ("fork", 2, "python")
     assert app["args"] == ["-m", "src.worker"]
-    assert app["kill_timeout"] > pm2_target.KILL_TIMEOUT_WEB_MS
+    assert app["kill_timeout"] == 30_000
+    assert app["canary"]  # several worker processes: one more beside them is safe
     assert env_of(app)["PYTHONUNBUFFERED"] == "1"
+
+
+def test_stop_grace_sets_kill_timeout_and_scale_advice_fits_the_exec_mode() -> None:
+    view = pm2_target.view(project_of(descriptor(w={"runtime": "python", "command": "w"})))
+    assert view["kill_signal"] == "SIGTERM"  # PM2 7: the daemon's PM2_KILL_SIGNAL, for every app
+    worker = app_view({"runtime": "python", "command": "python -m w", "stop_grace": 600})
+    assert worker["kill_timeout"] == 600_000 and not worker["canary"]
+    python_web = app_view(
+        {
+            "runtime": "python",
+            "command": "uvicorn app:api",
+            "port": 8000,
+            "autoscale": {"min": 1, "max": 4},
+        }
+    )
+    assert "pm2 scale" not in python_web["comment"].replace("`pm2 scale` would", "")
+    assert "raise replicas" in python_web["comment"] and not python_web["canary"]
+    node_web = app_view(
+        {
+            "runtime": "node",
+            "command": "node server.js",
+            "port": 3000,
+            "autoscale": {"min": 2, "max": 4},
+        }
+    )
+    assert "`pm2 scale " in node_web["comment"] and node_web["canary"]
 
 
 def test_descriptor_env_wins_over_the_defaults_and_secrets_are_names_only() -> None:
@@ -218,6 +247,21 @@ def test_install_steps_follow_the_package_manager_and_keep_the_build_a_shell_lin
         ["sh", "-c", "pnpm -r run build && echo done"],
     ]
     assert installs["api"]["steps"][0] == ["python3.11", "-m", "venv", ".venv"]
+    assert "else .venv/bin/pip install .; fi" in installs["api"]["steps"][1][2]
+    for manager, step in (
+        ("poetry", ["poetry", "install", "--only", "main"]),
+        ("uv", ["uv", "sync", "--locked", "--no-dev", "--python", "3.12"]),
+    ):
+        service = {"runtime": "python", "package_manager": manager, "command": "python -m a"}
+        (install,) = pm2_target.view(project_of(descriptor(api=service)))["installs"]
+        assert install["steps"][-1] == step, "the project itself must be installed too"
+    # Yarn 2+ has neither --frozen-lockfile nor --production: the step asks yarn its major.
+    yarn = {"runtime": "node", "package_manager": "yarn", "command": "node a.js"}
+    (install,) = pm2_target.view(project_of(descriptor(web=yarn)))["installs"]
+    (step,) = install["steps"]
+    assert step[:2] == ["sh", "-c"]
+    assert "1.*) yarn install --frozen-lockfile --non-interactive --production ;;" in step[2]
+    assert "*) yarn install --immutable && yarn workspaces focus --all --production ;;" in step[2]
 
 
 def test_check_reports_a_missing_app_or_deploy_entry() -> None:
@@ -240,7 +284,7 @@ def test_post_deploy_survives_pm2_deploy_shell_handling() -> None:
     # pm2-deploy embeds the config as JSON in `echo '...'`, cuts values at the first double
     # quote and word-splits the hook unquoted: no quote, backslash, glob or `$` may appear.
     assert not re.search(r"""['"\\*?\[\]$`]""", pm2_target.POST_DEPLOY)
-    assert "pm2 reload ecosystem.config.js --env production" in pm2_target.POST_DEPLOY
+    assert pm2_target.POST_DEPLOY.endswith("&& node ecosystem.config.js rollout")
 
 
 # --- the generated file, loaded by node ----------------------------------------------------
@@ -802,14 +846,76 @@ def _git(repo: Path, *args: str) -> None:
     )
 
 
+def npm_network() -> dict[str, str]:
+    """What npm needs to reach the registry from a test's own HOME (`pm2 install` calls npm)."""
+    names = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "HTTPS_PROXY", "https_proxy", "NO_PROXY")
+    env = {name: os.environ[name] for name in names if name in os.environ}
+    for key in ("cafile", "registry"):
+        value = subprocess.run(
+            ["npm", "config", "get", key], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if value and value not in ("null", "undefined"):
+            env[f"npm_config_{key}"] = value
+    return env
+
+
+def _commit(repo: Path, version: str) -> str:
+    """Commit VERSION=version (the stand-ins serve it; "crash" makes them die on start)."""
+    _write(repo / "VERSION", f"{version}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", f"v{version}")
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+class Load:
+    """GETs a URL in a loop from a thread, counting answers that are not a 200."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url, self.ok, self.failed = url, 0, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as response:
+                    self.ok += response.status == 200
+                    self.failed += response.status != 200
+            except OSError:
+                self.failed += 1
+            time.sleep(0.05)
+
+    def close(self) -> tuple[int, int]:
+        self.stop.set()
+        self.thread.join()
+        return self.ok, self.failed
+
+
 @pytest.mark.slow
-def test_pm2_deploy_sets_up_deploys_and_reverts_on_localhost(
+def test_deploy_script_verifies_rolls_back_a_crashing_release_and_never_to_it(
     tmp_path: Path, pm2_factory: Callable[[dict[str, str]], Pm2]
 ) -> None:
+    """deploy/pm2.sh with real pm2 and pm2-deploy to localhost: v1, v2, a crashing v3 (canary
+    refuses it, no request fails, the host stays on v2), then a manual rollback (to v1, not v3)."""
     project = load(DEPLOY_FIXTURE)
     repo = tmp_path / "repo"
     generate_tree(DEPLOY_FIXTURE, repo)
-    build_standins(project, repo, tmp_path / "bin", venvs=False)
+    bin_dir = tmp_path / "bin"
+    build_standins(project, repo, bin_dir, venvs=False)
+    # Host stand-ins: no systemd here, and a sudo that records what it was asked to run (the
+    # real one must never install a boot unit on this machine).
+    sudo_log = tmp_path / "sudo.log"
+    _write(bin_dir / "systemctl", "#!/bin/sh\nexit 1\n", executable=True)
+    _write(
+        bin_dir / "sudo",
+        f"#!/bin/sh\nprintf '%s\\n' \"$@\" >> {sudo_log}\nexit 0\n",
+        executable=True,
+    )
     _write(
         repo / "app" / "migrate.py",
         "import json, os, sys\nfrom pathlib import Path\n"
@@ -832,11 +938,9 @@ def test_pm2_deploy_sets_up_deploys_and_reverts_on_localhost(
         )
         + "\n",
     )
-    _write(repo / "VERSION", "1\n")
     _write(repo / ".gitignore", ".env\n.venv/\nnode_modules/\n")
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "v1")
+    v1 = _commit(repo, "1")
 
     spec = tmp_path / "standins" / "spec.json"
     _write(
@@ -853,9 +957,10 @@ def test_pm2_deploy_sets_up_deploys_and_reverts_on_localhost(
     srv = tmp_path / "srv"
     pm2 = pm2_factory(
         {
-            "PATH": os.pathsep.join([str(NODE_BIN), os.environ["PATH"]]),
+            "PATH": os.pathsep.join([str(bin_dir), str(NODE_BIN), os.environ["PATH"]]),
             "HOME": str(tmp_path),
             "SHIPFORGE_STANDIN_SPEC": str(spec),
+            "SHIPFORGE_STABLE_MS": "3000",
             "PM2_DEPLOY_HOST": "localhost",  # pm2-deploy runs the steps here, without ssh
             "PM2_DEPLOY_USER": getpass.getuser(),
             "PM2_DEPLOY_REPO": str(repo),
@@ -863,41 +968,172 @@ def test_pm2_deploy_sets_up_deploys_and_reverts_on_localhost(
             "npm_config_audit": "false",
             "npm_config_fund": "false",
             "npm_config_update_notifier": "false",
+            **npm_network(),
         }
     )
-    web = next(s for s in project.services if s.web)
-    assert_port_free(web.port)
+    web = next(s for s in project.services if s.name == "web")
+    api = next(s for s in project.services if s.name == "api")
+    for service in (web, api):
+        assert_port_free(service.port)
+
+    def deploy(*args: str, sha: str = "") -> subprocess.CompletedProcess[str]:
+        env = {**pm2.env, "GIT_SHA": sha} if sha else pm2.env
+        print(f"{time.monotonic() - started:.1f} s: pm2.sh {' '.join(args)} {sha[:7]}")
+        return subprocess.run(
+            ["bash", str(repo / "deploy" / "pm2.sh"), *args],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def verified() -> list[str]:
+        file = srv / ".shipforge-verified"
+        return file.read_text().split()[1:] if file.is_file() else []
+
+    def served(service: Service) -> str:
+        return str(health(service.port, service.health)["version"])
 
     started = time.monotonic()
-    pm2("deploy", "ecosystem.config.js", "production", "setup", cwd=repo)
+    # The first deploy sets the host up; without the secrets in shared/.env it must fail.
+    first = deploy("deploy", "production", sha=v1)
+    assert first.returncode != 0
+    assert "secrets not set: DATABASE_URL, SESSION_KEY" in first.stdout + first.stderr
     (srv / "shared" / ".env").write_text(
         "".join(f"{n}={dotenv(fake_secret(n))}\n" for n in project.secrets)
     )
     (srv / "shared" / ".env").chmod(0o600)
-    pm2("deploy", "ecosystem.config.js", "production", cwd=repo)
-    first = time.monotonic() - started
-    report = pm2.wait("web health", lambda: health(web.port, web.health))
-    assert report["version"] == "1"
-    check_report(report, web, project, srv / "source", deployed=True)
+    done = deploy("deploy", "production", sha=v1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first_deploy = time.monotonic() - started
+    assert served(web) == served(api) == "1"
+    check_report(health(web.port, web.health), web, project, srv / "source", deployed=True)
     release = json.loads((spec.parent / "release.json").read_text())
     assert release["argv"][1:] == list(web.release_argv[3:])
     assert release["prefix"] == str(srv / "source" / ".venv")
     assert release["env"]["DATABASE_URL"] == fake_secret("DATABASE_URL")
-    assert release["env"]["GREETING"] == dict((s.name, s.value) for s in web.env)["GREETING"]
-    names = {p["name"] for p in pm2.processes() if p["pm2_env"]["status"] == "online"}
-    assert names == {naming.pm2_app(project.name, s.name) for s in project.services}
-    assert (pm2.home / "dump.pm2").is_file()  # `pm2 save` ran: a reboot resurrects the apps
+    assert verified() == [v1]
 
-    _write(repo / "VERSION", "2\n")
-    _git(repo, "commit", "-q", "-am", "v2")
-    sha = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    # As CI deploys: the exact commit it built and tested.
-    pm2("deploy", "ecosystem.config.js", "production", "ref", sha, cwd=repo)
-    pm2.wait("version 2 served", lambda: health(web.port, web.health)["version"] == "2")
+    # The saved process list holds the secrets: only its owner may read it, or the logs.
+    dump = pm2.home / "dump.pm2"
+    assert json.dumps(fake_secret("SESSION_KEY"))[1:-1] in dump.read_text()
+    assert dump.stat().st_mode & 0o077 == 0, oct(dump.stat().st_mode)
+    assert pm2.home.stat().st_mode & 0o777 == 0o700
+    assert all(log.stat().st_mode & 0o077 == 0 for log in (pm2.home / "logs").glob("*.log"))
+    # Log rotation runs as a PM2 module with the generated settings.
+    modules = {p["name"]: p for p in pm2.processes()}
+    assert modules["pm2-logrotate"]["pm2_env"]["status"] == "online"
+    conf = json.loads((pm2.home / "module_conf.json").read_text())["pm2-logrotate"]
+    assert (conf["max_size"], conf["retain"]) == ("10M", "14")
+    # pm2 startup: no systemd unit was enabled, so it was asked for through sudo -n.
+    startup = sudo_log.read_text().splitlines()
+    assert startup[:2] == ["-n", "env"] and startup[4:] == [
+        "startup",
+        "systemd",
+        "-u",
+        getpass.getuser(),
+        "--hp",
+        str(tmp_path),
+    ], startup
 
-    pm2("deploy", "ecosystem.config.js", "production", "revert", "1", cwd=repo)
-    pm2.wait("version 1 served again", lambda: health(web.port, web.health)["version"] == "1")
+    # PM2 7 has one stop signal per daemon: the deploy started it with SIGTERM.
+    daemon = (pm2.home / "pm2.pid").read_text().strip()
+    assert "PM2_KILL_SIGNAL=SIGTERM" in Path(f"/proc/{daemon}/environ").read_text().split("\0")
+
+    v2 = _commit(repo, "2")
+    done = deploy("deploy", "production", sha=v2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert served(web) == served(api) == "2"
+    assert verified() == [v1, v2]
+    # The reload stopped the v1 processes with SIGTERM (the stand-ins log the signal they got).
+    signals = (spec.parent / "reports" / "signals.log").read_text().split()[1::2]
+    assert signals and set(signals) == {"SIGTERM"}, signals
+
+    # A release that dies on start: the canary catches it before a live process is replaced,
+    # so the cluster app answers every request, and the host goes back to v2.
+    v3 = _commit(repo, "crash")
+    traffic = Load(f"http://127.0.0.1:{api.port}{api.health}")
+    failed = deploy("deploy", "production", sha=v3)
+    ok, errors = traffic.close()
+    assert failed.returncode != 0
+    assert "the new release does not stay up" in failed.stdout + failed.stderr
+    assert f"rolled back to {v2}" in failed.stderr
+    assert errors == 0 and ok > 20, (ok, errors)
+    assert served(web) == served(api) == "2"
+    assert verified() == [v1, v2]
+    saved = {p["name"] for p in json.loads(dump.read_text())}
+    assert saved >= {naming.pm2_app(project.name, s.name) for s in project.services}
+
+    # The manual rollback after the automatic one goes to v1, never to the failed v3.
+    back = deploy("rollback", "production")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"rolled production back to {v1}" in back.stderr
+    assert served(web) == served(api) == "1"
+    assert verified() == [v1]
+    again = deploy("rollback", "production")
+    assert again.returncode != 0 and "no earlier verified commit" in again.stderr
+    assert served(web) == "1"
     assert not list(srv.rglob("pwned"))
-    print(f"pm2 deploy: setup + first deploy {first:.1f} s, all {time.monotonic() - started:.1f} s")
+    print(
+        f"pm2.sh: first deploy {first_deploy:.1f} s, all {time.monotonic() - started:.1f} s; "
+        f"during the crashing deploy {ok} requests answered 200, {errors} failed"
+    )
+
+
+# The real fixture apps whose code is only importable once the project itself is installed
+# (src layout; Poetry's console script): what `install` must do for Poetry and uv.
+INSTALLED_PROJECTS = {
+    "uv": ("flask-uv", "gunicorn inventory.web:create_app()", '"package": "inventory"'),
+    "poetry": ("poetry-app", "catalog", '"served_by": "catalog"'),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("manager", list(INSTALLED_PROJECTS))
+def test_pm2_install_installs_the_poetry_or_uv_project_itself(
+    manager: str, tmp_path: Path, pm2_factory: Callable[[dict[str, str]], Pm2]
+) -> None:
+    """`node ecosystem.config.js install` with the real tool and the real lockfile, then real pm2:
+    the service answers, which it cannot if only the dependencies were installed."""
+    folder, command, body = INSTALLED_PROJECTS[manager]
+    root = tmp_path / folder
+    shutil.copytree(ROOT / "tests" / "fixtures" / "apps" / folder, root)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    descriptor = root / "shipforge.yaml"
+    descriptor.write_text(
+        f"version: 1\nproject: {{name: fx-{manager}}}\ntargets: {{pm2: true, compose: false}}\n"
+        f"services:\n  web:\n    runtime: python\n    version: '3.11'\n"
+        f"    package_manager: {manager}\n    command: {command}\n    port: {port}\n"
+        "    health: /healthz\n"
+    )
+    generate_tree(descriptor, root)
+    project = load(descriptor)
+    # The tool itself, at the version the Dockerfile pins, from the host's package index.
+    tools = tmp_path / "tools"
+    python3 = need("python3.11", shutil.which("python3.11"))
+    subprocess.run([python3, "-m", "venv", str(tools)], check=True)
+    done = subprocess.run(
+        [str(tools / "bin" / "pip"), "install", "-q", project.images[0].tool],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot install {project.images[0].tool}: {done.stderr[-300:]}")
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(tools / "bin"), str(NODE_BIN), os.environ["PATH"]]),
+        "UV_NATIVE_TLS": "1",  # the host trusts its proxy through the system bundle
+    }
+    env.pop("VIRTUAL_ENV", None)
+    install = subprocess.run(
+        [node(), "ecosystem.config.js", "install"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stdout + install.stderr
+    pm2 = pm2_factory(env)
+    pm2("start", "ecosystem.config.js", "--env", "production", cwd=root)
+    report = pm2.wait("health", lambda: health(port, "/healthz"), timeout=60)
+    assert body.replace(" ", "") in json.dumps(report).replace(" ", "")

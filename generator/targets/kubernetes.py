@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from generator import naming
+from generator import fastyaml, naming
 from generator.errors import Issue
 from generator.model import Project, Service
 from generator.render import Rendered
@@ -90,9 +90,10 @@ def _egress(project: Project, service: Service, app: bool) -> list[dict[str, Any
     stores = [s.port for s in project.datastores if s.name in service.uses]
     if stores:
         rules.append({"kind": "datastores", "ports": stores})
-    web_ports = sorted({s.port for s in project.services if s.web})
-    if app and web_ports:
-        rules.append({"kind": "project", "ports": web_ports})
+    # Every web container names its port `http`: one named port admits them all, where a list
+    # of numbers would grow each policy with the project (quadratic output, issue 19).
+    if app and any(s.web for s in project.services):
+        rules.append({"kind": "project", "ports": ["http"]})
     if app:
         rules.append({"kind": "https"})
     return rules
@@ -121,6 +122,7 @@ def _service_view(project: Project, service: Service) -> dict[str, Any]:
     if not service.web:
         skips += [("CKV_K8S_8", WORKER_PROBES), ("CKV_K8S_9", WORKER_PROBES)]
     release_skips = skips[:2]
+    mounts = {v.mount for v in service.volumes}
     monitoring = project.monitoring.prometheus and service.web
     return {
         "name": service.name,
@@ -151,6 +153,7 @@ def _service_view(project: Project, service: Service) -> dict[str, Any]:
         "memory": service.memory,
         "env": config,
         "config_hash": config_hash,
+        "config_name": f"{service.name}-config-{config_hash[:10]}",
         "secret_name": f"{service.name}-secrets",
         "secret_keys": secret_keys,
         "volumes": [
@@ -158,6 +161,13 @@ def _service_view(project: Project, service: Service) -> dict[str, Any]:
         ],
         # A persistent volume mounted at /tmp already gives the service a writable /tmp.
         "tmp": all(v.mount != "/tmp" for v in service.volumes),
+        # Other paths the image writes to (Next.js' .next/cache), each an emptyDir of its own.
+        "scratch": [
+            {"name": f"scratch-{index}", "mount": path}
+            for index, path in enumerate(
+                p for p in service.writable_paths if p != "/tmp" and p not in mounts
+            )
+        ],
         "labels": _labels(project, service.name, "web" if service.web else "worker"),
         "selector": _selector(project, service.name),
         "release_labels": _labels(project, f"{service.name}-release", "release"),
@@ -168,9 +178,16 @@ def _service_view(project: Project, service: Service) -> dict[str, Any]:
             {"port": service.port, "path": project.monitoring.metrics_path} if monitoring else None
         ),
         "ingress": _ingress(service, monitoring),
+        "termination_grace": service.stop_grace + (PRESTOP_SECONDS if service.web else 0),
         "egress": _egress(project, service, app=True),
         "release_egress": _egress(project, service, app=False),
     }
+
+
+# The port cert-manager's HTTP-01 solver pods listen on (the solver Service's target, 8089).
+ACME_SOLVER_PORT = 8089
+# The preStop `sleep 5` of a web service in app.yaml (endpoints drop the pod before SIGTERM).
+PRESTOP_SECONDS = 5
 
 
 def view(project: Project) -> dict[str, Any]:
@@ -179,12 +196,20 @@ def view(project: Project) -> dict[str, Any]:
     public = [s for s in project.services if s.public]
     environments = []
     for environment in project.environments:
+        # cert-manager's ingress-shim reads one of these annotations and creates the
+        # Certificate, which writes the Secret the Ingress names.
+        annotations = {}
+        if environment.tls_cluster_issuer:
+            annotations["cert-manager.io/cluster-issuer"] = environment.tls_cluster_issuer
+        elif environment.tls_issuer:
+            annotations["cert-manager.io/issuer"] = environment.tls_issuer
         ingresses = [
             {
                 "name": s.name,
                 "host": naming.public_host(s.name, environment.domain, len(public)),
-                "tls_secret": f"{s.name}-tls",
+                "tls_secret": environment.tls_secret or f"{s.name}-tls",
                 "labels": _labels(project, s.name, "web"),
+                "annotations": annotations,
             }
             for s in public
             if environment.domain
@@ -195,6 +220,11 @@ def view(project: Project) -> dict[str, Any]:
                 "namespace": naming.namespace(project.name, environment.name),
                 "ingress_class": environment.ingress_class,
                 "ingresses": ingresses,
+                # HTTP-01 solver pods run in this namespace: default-deny would drop the
+                # ingress controller's challenge requests without a policy of their own.
+                "acme_solver": bool(ingresses and annotations),
+                "acme_labels": _labels(project, "acme-http01-solver", "tls"),
+                "acme_port": ACME_SOLVER_PORT,
             }
         )
     releases = [s for s in services if s["release"]]
@@ -217,7 +247,7 @@ def view(project: Project) -> dict[str, Any]:
 
 
 def _documents(file: Rendered) -> list[dict[str, Any]]:
-    return [d for d in yaml.load_all(file.content, Loader=yaml.CSafeLoader) if d]
+    return [d for d in fastyaml.load_all(file.content) if d]
 
 
 def _pod_issues(file: Rendered, where: str, pod: dict[str, Any], image: str) -> list[Issue]:

@@ -20,10 +20,19 @@ from generator.render import Rendered
 
 TEMPLATES = ("*ecosystem.config.js*",)
 
-# Web services get the stop grace of a container (docker stop waits 10 s); workers get longer
-# to finish the job at hand. PM2 sends SIGINT, then SIGKILL after kill_timeout.
-KILL_TIMEOUT_WEB_MS = 10_000
-KILL_TIMEOUT_WORKER_MS = 30_000
+# PM2 stops a process with one signal, then SIGKILL after the app's kill_timeout (the
+# descriptor's stop_grace). PM2 7 has no per-app signal: its daemon reads PM2_KILL_SIGNAL when
+# it starts (default SIGINT), so `rollout` starts (or restarts) the daemon with SIGTERM, as
+# docker and Kubernetes send: gunicorn treats SIGINT as a quick shutdown that drops in-flight
+# requests, SIGTERM as a graceful one (gunicorn docs, "Signal Handling"); uvicorn, hypercorn
+# and Node servers written for containers stop gracefully on SIGTERM.
+KILL_SIGNAL = "SIGTERM"
+# How long `pm2 reload` waits for a new cluster instance to listen before it stops the old one.
+LISTEN_TIMEOUT_MS = 30_000
+# A process that exits sooner than min_uptime is an unstable restart; after max_restarts of
+# them PM2 stops it as "errored", which the post-deploy verification reports.
+MIN_UPTIME_MS = 5_000
+MAX_RESTARTS = 10
 
 # Python servers whose own worker processes carry the replicas of a web service, by the name
 # of their program (or of the module run by `python -m`). All of them take `--workers N`.
@@ -53,10 +62,22 @@ _NODE_NO_FILE = frozenset(
 
 # The fixed post-deploy hook: pm2-deploy passes it unquoted through two shells and cuts it at
 # the first quote, so it holds no descriptor value and no quote; the work happens in
-# `node ecosystem.config.js install|release`, which reads the values from the file itself.
+# `node ecosystem.config.js install|release|rollout`, which reads the values from the file
+# itself. `rollout` tries the new release beside the old one, reloads, verifies and only then
+# runs `pm2 save`.
 POST_DEPLOY = (
     "node ecosystem.config.js install && node ecosystem.config.js release"
-    " && pm2 reload ecosystem.config.js --env production && pm2 save"
+    " && node ecosystem.config.js rollout"
+)
+
+# pm2-logrotate, installed once per host by `rollout` (PM2 runs it as a module): rotated at
+# 10 MB or daily, 14 files kept, compressed.
+LOGROTATE_VERSION = "3.0.0"
+LOGROTATE_SETTINGS = (
+    ("max_size", "10M"),
+    ("retain", "14"),
+    ("compress", "true"),
+    ("rotateInterval", "0 0 * * *"),
 )
 
 # The variables `pm2 deploy` reads, in this order; PM2_DEPLOY_<KEY>_<ENVIRONMENT> wins.
@@ -195,9 +216,13 @@ def _app(project: Project, service: Service) -> dict[str, Any]:
             instances = replicas
             notes.append(f"{replicas} independent process(es)")
     if service.autoscale:
-        notes.append(
-            f"autoscale is not done by PM2: `pm2 scale` by hand, up to {service.autoscale.max}"
-        )
+        # `pm2 scale` only works where instances share the port (cluster mode) or bind none:
+        # a second fork-mode server on the same port crash-loops on EADDRINUSE.
+        if exec_mode == "cluster" or not service.web:
+            how = f"`pm2 scale {naming.pm2_app(project.name, service.name)} <n>`, up to {service.autoscale.max}"
+        else:
+            how = "raise replicas (server workers) and redeploy; `pm2 scale` would crash-loop on the port"
+        notes.append(f"autoscale is not done by PM2: {how}")
     if service.web and service.runtime == "python" and replicas == 1:
         notes.append("one process")
     kind = f"web, port {service.port}, health {service.health}" if service.web else "worker"
@@ -215,7 +240,13 @@ def _app(project: Project, service: Service) -> dict[str, Any]:
         "exec_mode": exec_mode,
         "instances": instances,
         "max_memory_restart": f"{service.memory_mib}M",
-        "kill_timeout": KILL_TIMEOUT_WEB_MS if service.web else KILL_TIMEOUT_WORKER_MS,
+        "kill_timeout": service.stop_grace * 1000,
+        "listen_timeout": LISTEN_TIMEOUT_MS,
+        "min_uptime": MIN_UPTIME_MS,
+        "max_restarts": MAX_RESTARTS,
+        # A canary instance can run beside the live ones only where several instances are
+        # normal: cluster apps (one shared port) and multi-process workers (no port).
+        "canary": exec_mode == "cluster" or (not service.web and instances > 1),
         "web": service.web,
         "port": service.port,
         "health": service.health,
@@ -232,28 +263,40 @@ def _install(image: Image) -> dict[str, Any]:
     env: dict[str, str] = {}
     steps: list[list[str]]
     if manager == "pip":
+        # As the Dockerfile: requirements.txt when there is one, else the pyproject.toml project.
         steps = [
             [f"python{version}", "-m", "venv", ".venv"],
-            [".venv/bin/pip", "install", "-r", "requirements.txt"],
+            [
+                "sh",
+                "-c",
+                "if [ -f requirements.txt ]; then .venv/bin/pip install -r requirements.txt; "
+                "else .venv/bin/pip install .; fi",
+            ],
         ]
     elif manager == "poetry":
+        # The project itself too (src layouts, console scripts); a package-mode = false project
+        # has none and Poetry skips it.
         env = {"POETRY_VIRTUALENVS_IN_PROJECT": "true", "POETRY_NO_INTERACTION": "1"}
         steps = [
             ["poetry", "env", "use", f"python{version}"],
-            ["poetry", "install", "--only", "main", "--no-root"],
+            ["poetry", "install", "--only", "main"],
         ]
     elif manager == "uv":
-        steps = [
-            ["uv", "sync", "--frozen", "--no-dev", "--no-install-project", "--python", version]
-        ]
+        # --locked: a uv.lock that no longer matches pyproject.toml fails the install.
+        steps = [["uv", "sync", "--locked", "--no-dev", "--python", version]]
     elif manager == "npm":
         steps = [["npm", "ci", *([] if image.build else ["--omit=dev"])]]
     elif manager == "pnpm":
         steps = [["pnpm", "install", "--frozen-lockfile", *([] if image.build else ["--prod"])]]
     else:
-        steps = [
-            ["yarn", "install", "--frozen-lockfile", *([] if image.build else ["--production"])]
-        ]
+        # As the Dockerfile: Yarn 2+ has no --frozen-lockfile/--production, and installs only
+        # the production dependencies through `workspaces focus` (built into Yarn 4).
+        classic = "yarn install --frozen-lockfile --non-interactive"
+        berry = "yarn install --immutable"
+        if not image.build:
+            classic += " --production"
+            berry += " && yarn workspaces focus --all --production"
+        steps = [["sh", "-c", f'case "$(yarn --version)" in 1.*) {classic} ;; *) {berry} ;; esac']]
     if image.build:
         # The build is a shell command line, as in the Dockerfile's RUN.
         steps.append(["sh", "-c", image.build])
@@ -293,6 +336,11 @@ def view(project: Project) -> dict[str, Any]:
         "deploy_variables": [f"PM2_DEPLOY_{key}" for key in DEPLOY_VARIABLES],
         "secrets": list(project.secrets),
         "post_deploy": POST_DEPLOY,
+        "kill_signal": KILL_SIGNAL,
+        "logrotate": {
+            "module": f"pm2-logrotate@{LOGROTATE_VERSION}",
+            "settings": [{"name": k, "value": v} for k, v in LOGROTATE_SETTINGS],
+        },
     }
 
 
