@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, tree
+from tests.conftest import EXAMPLES, tree
 
 # Written by copier only: the record `copier update` replays.
 COPIER_ONLY = ".copier-answers.yml"
-
-
-@pytest.fixture(scope="module")
-def template_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The template as copier sees it (copier.yml and template/), outside any git checkout."""
-    source = tmp_path_factory.mktemp("template-source")
-    shutil.copy(ROOT / "copier.yml", source / "copier.yml")
-    shutil.copytree(ROOT / "template", source / "template")
-    return source
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
