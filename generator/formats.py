@@ -7,6 +7,7 @@ registered by `ShipforgeExtension`, which both shipforge's renderer and copier l
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shlex
@@ -105,6 +106,8 @@ def dotenv(value: Any) -> str:
     Compose expands `$` inside double quotes (unless escaped as `\\$`) but reads single-quoted
     values literally, as python-dotenv does; both read the escapes of double-quoted values.
     dotenv-linter dislikes quotes (rule 301), but correctness wins on exactly such values.
+    NEL and the Unicode line separators stay inside the double quotes: .env readers have no
+    escape for them, and compose and python-dotenv end a line only at \\n (tests prove both).
     """
     text = str(value)
     if _DOTENV_BARE.match(text):
@@ -118,16 +121,64 @@ def dotenv(value: Any) -> str:
     return '"' + escaped.replace("$", "\\$") + '"'
 
 
+def docker_arg(value: Any) -> str:
+    """A Dockerfile ARG/ENV value: double-quoted, with `\\`, `"` and `$` escaped so no
+    variable expands; a line break (which a Dockerfile line cannot hold) becomes `\\n`."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"' + text.replace("\r", "\\r").replace("\n", "\\n") + '"'
+
+
 def to_json(value: Any) -> str:
-    """Compact JSON on one line (Dockerfile exec form, YAML flow lists), without HTML escaping."""
+    """Compact JSON on one line (Dockerfile exec form, YAML flow lists), without HTML escaping.
+
+    NEL and the Unicode line separators are written as JSON escapes: a reader that splits
+    lines on them (YAML 1.1, Python's splitlines) still sees one line and one argument.
+    """
     if isinstance(value, tuple):
         value = list(value)
-    return json.dumps(value, ensure_ascii=False)
+    return _escape_line_breaks(json.dumps(value, ensure_ascii=False))
 
 
 def comment(value: Any) -> str:
     """Free text made safe for a one-line comment in any format."""
     return " ".join(str(value).split())
+
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+# What opens a block at the start of a line: a heading, a list, a quote, a rule, a table row.
+_MD_BLOCK_START = re.compile(r"^(\d{1,9}(?=[.)])|[#>+=\-|])")
+
+
+def md_text(value: Any) -> str:
+    """Descriptor text as one Markdown paragraph that stays text: no HTML, link, list or table.
+
+    Whitespace is folded to one line, `&`, `<`, `>` and `"` become HTML entities (no raw HTML,
+    no comment to close), inline markup characters are backslash-escaped, and so is a character
+    that would start a block.
+    """
+    text = html.escape(comment(value), quote=True)
+    text = _MD_INLINE.sub(r"\\\1", text)
+    return _MD_BLOCK_START.sub(
+        lambda m: m.group(1) + "\\" if m.group(1)[0].isdigit() else "\\" + m.group(1), text, count=1
+    )
+
+
+def md_code(value: Any, table: bool = False) -> str:
+    """Descriptor text as one Markdown code span, shown exactly (whitespace folded).
+
+    The fence is one backtick longer than the longest run of backticks in the value, so no
+    backtick in it can close the span; nothing inside a span is HTML. In a table cell (`table`)
+    `|` is escaped too, as GitHub's tables split cells on it even inside code.
+    """
+    text = comment(value)
+    if table:
+        text = text.replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    # A space on each side keeps a leading or trailing backtick from joining the fence; the
+    # renderer strips one such space from each side.
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
 
 
 FILTERS = {
@@ -143,6 +194,9 @@ FILTERS = {
     "dotenv": dotenv,
     "comment": comment,
     "json": to_json,
+    "md_text": md_text,
+    "md_code": md_code,
+    "docker_arg": docker_arg,
 }
 
 
@@ -153,6 +207,16 @@ class ShipforgeExtension(Extension):
         super().__init__(environment)
         environment.filters.update(FILTERS)
         environment.globals["shipforge_model"] = shipforge_model
+        # copier's typed questions (copier.yml): validators and derived blocks.
+        from generator import quickstart
+
+        environment.globals.update(
+            name_problem=quickstart.name_problem,
+            manager_problem=quickstart.manager_problem,
+            default_command=quickstart.default_command,
+            quickstart_blocks=quickstart.quickstart_blocks,
+            descriptor_text=quickstart.descriptor_text,
+        )
 
 
 def shipforge_model(**answers: Any) -> str:

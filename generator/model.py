@@ -71,6 +71,18 @@ class Image:
     healthcheck: tuple[str, ...]
     services: tuple[str, ...]
     mounts: tuple[str, ...]
+    working_dir: str
+    workdir: str
+    workspace: bool
+    tool: str
+    system_build: tuple[str, ...]
+    system_runtime: tuple[str, ...]
+    build_args: tuple[Setting, ...]
+    next_cache: str
+    writable_paths: tuple[str, ...]
+    runtime_tools: bool
+    signal_group: bool
+    listen_env: tuple[Setting, ...]
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,23 @@ class Service:
     dockerfile_name: str
     image_health: bool
     healthcheck: tuple[str, ...]
+    working_dir: str
+    workdir: str
+    writable_paths: tuple[str, ...]
+    datastore_env: tuple[DatastoreEnv, ...]
+
+    # Seconds a stopping process gets between SIGTERM and SIGKILL (PM2 kill_timeout,
+    # Kubernetes terminationGracePeriodSeconds).
+    stop_grace: int = 30
+
+
+@dataclass(frozen=True)
+class DatastoreEnv:
+    """The variable through which one service reads one datastore's URL."""
+
+    store: str
+    variable: str
+    dev_url: str
 
 
 @dataclass(frozen=True)
@@ -134,6 +163,10 @@ class Environment:
     branch: str
     approval: bool
     ingress_class: str
+    # environments.<env>.tls: at most one of them is set.
+    tls_cluster_issuer: str = ""
+    tls_issuer: str = ""
+    tls_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,6 +274,64 @@ def _health_argv(runtime: str, port: int, path: str) -> tuple[str, ...]:
     )
 
 
+# The installers the build stage gets from PyPI. Poetry's newest releases need Python 3.10;
+# the pin is the newest one that installs on the service's Python.
+UV_PIN = "uv==0.13.9"
+POETRY_PINS = (((3, 10), "poetry==2.5.1"), ((3, 9), "poetry==2.2.1"), ((0, 0), "poetry==1.8.5"))
+# Commands that start the app through a package manager, whose child gets no signal from a
+# plain init.
+PACKAGE_RUNNERS = ("npm", "npx", "pnpm", "yarn")
+
+
+def _tool_pin(manager: str, version: str) -> str:
+    if manager == "uv":
+        return UV_PIN
+    if manager != "poetry":
+        return ""
+    parts = [int(part) for part in version.split(".")]
+    wanted = (parts[0], parts[1]) if len(parts) > 1 else (parts[0], 99)
+    return next(pin for least, pin in POETRY_PINS if wanted >= least)
+
+
+def _listen_env(argv: list[str], port: int) -> tuple[Setting, ...]:
+    """Defaults that make gunicorn and uvicorn listen where the descriptor's port says.
+
+    Both listen on 127.0.0.1 unless told otherwise, which no one outside the container can
+    reach (while a health check from inside passes). Each server's own environment variable
+    is a default its command-line flags and config file still override.
+    """
+    if not port or not argv:
+        return ()
+    flags = {word.split("=", 1)[0] for word in argv}
+    if argv[0] == "gunicorn" and not flags & {"-b", "--bind", "-c", "--config"}:
+        return (Setting("GUNICORN_CMD_ARGS", f"--bind=0.0.0.0:{port}"),)
+    if argv[0] == "uvicorn":
+        defaults = [] if "--host" in flags else [Setting("UVICORN_HOST", "0.0.0.0")]
+        if "--port" not in flags and port != 8000:
+            defaults.append(Setting("UVICORN_PORT", str(port)))
+        return tuple(defaults)
+    return ()
+
+
+def _dev_url(store: str, project: str) -> str:
+    # Development only: the dev database trusts connections on the compose network, so no
+    # password exists to leak.
+    if store == "postgres":
+        return f"postgresql://postgres@postgres:5432/{project.replace('-', '_')}"
+    return "redis://redis:6379/0"
+
+
+def _datastore_env(raw: dict[str, Any], project: str) -> tuple[DatastoreEnv, ...]:
+    """Each datastore a service uses, with the variable it reads (list form: the defaults)."""
+    uses = raw.get("uses", [])
+    named = uses if isinstance(uses, dict) else {store: DATASTORE_URL[store] for store in uses}
+    return tuple(
+        DatastoreEnv(store, named[store], _dev_url(store, project))
+        for store in ("postgres", "redis")
+        if store in named
+    )
+
+
 LOCKFILES = {
     "pip": ("requirements.txt",),
     "poetry": ("pyproject.toml", "poetry.lock"),
@@ -281,6 +372,7 @@ def build_project(data: dict[str, Any]) -> Project:
             str(PurePosixPath(raw.get("path", "."))),
             raw.get("package_manager") or DEFAULT_MANAGERS[runtime],
             raw.get("build") or "",
+            raw.get("working_dir", ""),
         )
         groups.setdefault(key, []).append((service_name, raw))
 
@@ -290,7 +382,7 @@ def build_project(data: dict[str, Any]) -> Project:
 
     images: list[Image] = []
     image_of: dict[str, Image] = {}
-    for (runtime, version, path, manager, build), members in groups.items():
+    for (runtime, version, path, manager, build, working_dir), members in groups.items():
         # A shared image is named after its web service (the one it health-checks and
         # whose command is its default), else after its first member.
         web = [(n, r) for n, r in members if "port" in r]
@@ -298,6 +390,27 @@ def build_project(data: dict[str, Any]) -> Project:
         first_web = main if web else {}
         image_name = main_name
         dockerfile_name = "Dockerfile" if per_path[path] == 1 else f"Dockerfile.{image_name}"
+        workdir = str(PurePosixPath("/app") / working_dir)
+        words = {
+            word
+            for _, r in members
+            for key in ("command", "release", "build")
+            for word in shlex.split(r.get(key) or "")
+        }
+        env = main.get("env", {})
+        next_cache = (
+            f"{workdir}/.next/cache"
+            if runtime == "node"
+            and ("next" in words or any(k.startswith("NEXT_PUBLIC_") for k in env))
+            else ""
+        )
+        first_words = {
+            shlex.split(r[key])[0]
+            for _, r in members
+            for key in ("command", "release")
+            if r.get(key)
+        }
+        system = [r.get("system_packages", {}) for _, r in members]
         image = Image(
             name=image_name,
             repository="/".join(filter(None, [registry, f"{name}-{image_name}"])),
@@ -320,6 +433,25 @@ def build_project(data: dict[str, Any]) -> Project:
             mounts=tuple(
                 dict.fromkeys(v["mount"] for _, r in members for v in r.get("volumes", []))
             ),
+            working_dir=working_dir,
+            workdir=workdir,
+            workspace=bool(working_dir),
+            tool=_tool_pin(manager, version),
+            system_build=tuple(sorted({p for s in system for p in s.get("build", [])})),
+            system_runtime=tuple(sorted({p for s in system for p in s.get("runtime", [])})),
+            # Next.js inlines NEXT_PUBLIC_* into the client bundle at build time.
+            build_args=tuple(
+                Setting(k, _text(v)) for k, v in sorted(env.items()) if k.startswith("NEXT_PUBLIC_")
+            )
+            if build
+            else (),
+            next_cache=next_cache,
+            writable_paths=("/tmp", next_cache) if next_cache else ("/tmp",),
+            runtime_tools=manager in ("pnpm", "yarn") and manager in first_words,
+            signal_group=bool(first_words & set(PACKAGE_RUNNERS)),
+            listen_env=_listen_env(shlex.split(main["command"]), first_web.get("port", 0))
+            if runtime == "python" and "GUNICORN_CMD_ARGS" not in env
+            else (),
         )
         images.append(image)
         for member_name, _ in members:
@@ -341,7 +473,8 @@ def build_project(data: dict[str, Any]) -> Project:
         )
         replicas = raw.get("replicas", autoscale.min if autoscale else 1)
         port = raw.get("port", 0)
-        uses = tuple(store for store in ("postgres", "redis") if store in raw.get("uses", []))
+        datastore_env = _datastore_env(raw, name)
+        uses = tuple(link.store for link in datastore_env)
         health = raw.get("health", "/healthz") if port else ""
         services.append(
             Service(
@@ -366,7 +499,7 @@ def build_project(data: dict[str, Any]) -> Project:
                 max_instances=max(replicas, autoscale.max if autoscale else 1),
                 env=tuple(Setting(k, _text(v)) for k, v in sorted(raw.get("env", {}).items())),
                 secrets=tuple(sorted(raw.get("secrets", []))),
-                datastore_secrets=tuple(DATASTORE_URL[s] for s in uses),
+                datastore_secrets=tuple(link.variable for link in datastore_env),
                 release=raw.get("release") or "",
                 release_argv=tuple(shlex.split(raw.get("release") or "")),
                 public=raw.get("public", False),
@@ -381,6 +514,11 @@ def build_project(data: dict[str, Any]) -> Project:
                 image_health=bool(port)
                 and (port, health) == (image.health_port, image.health_path),
                 healthcheck=_health_argv(runtime, port, health),
+                working_dir=image.working_dir,
+                workdir=image.workdir,
+                writable_paths=image.writable_paths,
+                datastore_env=datastore_env,
+                stop_grace=raw.get("stop_grace", 30),
             )
         )
 
@@ -392,13 +530,7 @@ def build_project(data: dict[str, Any]) -> Project:
             port=DATASTORE_PORT[store],
             image=f"{store}:{datastores_raw[store].get('version', DATASTORE_DEFAULTS[store])}-bookworm",
             database=name.replace("-", "_"),
-            # Development only: the dev database trusts connections on the compose network,
-            # so no password exists to leak.
-            dev_url=(
-                f"postgresql://postgres@postgres:5432/{name.replace('-', '_')}"
-                if store == "postgres"
-                else "redis://redis:6379/0"
-            ),
+            dev_url=_dev_url(store, name),
             users=tuple(s.name for s in services if store in s.uses),
         )
         for store in ("postgres", "redis")
@@ -414,7 +546,15 @@ def build_project(data: dict[str, Any]) -> Project:
                 "branch", {"staging": "develop", "production": "main"}.get(env_name, env_name)
             ),
             approval=raw.get("approval", env_name == "production"),
-            ingress_class=raw.get("ingress_class", "nginx"),
+            # Traefik: a maintained controller (ingress-nginx was retired in March 2026).
+            ingress_class=raw.get("ingress_class", "traefik"),
+            # Without a tls setting, cert-manager's ClusterIssuer "letsencrypt" issues the
+            # certificates (docs/kubernetes.md shows one).
+            tls_cluster_issuer=(raw.get("tls") or {"cluster_issuer": "letsencrypt"}).get(
+                "cluster_issuer", ""
+            ),
+            tls_issuer=(raw.get("tls") or {}).get("issuer", ""),
+            tls_secret=(raw.get("tls") or {}).get("secret", ""),
         )
         for env_name, raw in sorted(environments_raw.items())
     )
@@ -487,13 +627,21 @@ def _env_entries(
             local = store.dev_url.replace(f"@{store.name}:", "@127.0.0.1:").replace(
                 "redis://redis:", "redis://127.0.0.1:"
             )
-            entries.append(
+            # Each name the services read this datastore by (the default when none uses it).
+            variables = dict.fromkeys(
+                link.variable
+                for service in services
+                for link in service.datastore_env
+                if link.store == store.name
+            ) or {store.url_variable: None}
+            entries.extend(
                 EnvEntry(
-                    store.url_variable,
+                    variable,
                     local,
                     False,
                     f"{store.name} from compose.yaml, for running outside compose",
                 )
+                for variable in variables
             )
     where = (
         "the platform's secret store (see DEPLOYMENT.md), never in git"

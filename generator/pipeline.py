@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-from generator.errors import CheckFailed
+from generator.errors import CheckFailed, Issue
 from generator.loader import load
 from generator.model import Project
 from generator.render import Rendered, environment, plan, render
@@ -17,12 +18,27 @@ def render_project(project: Project) -> list[Rendered]:
     env = environment()
     variables = context(project)
     files = render(env, plan(env, variables), variables)
-    issues = check_all(project, files)
+    issues = check_all(project, files) + _overlaps(files)
     if issues:
         raise CheckFailed(
             "generated files failed shipforge's own checks (a shipforge bug)", tuple(issues)
         )
     return files
+
+
+def _overlaps(files: list[Rendered]) -> list[Issue]:
+    """Two files at one path, or a file where another needs a folder: nothing could write both."""
+    counts = Counter(f.path for f in files)
+    seen = set(counts)
+    issues = [Issue("generated twice", path) for path, n in sorted(counts.items()) if n > 1]
+    for path in sorted(seen):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in seen:
+                issues.append(
+                    Issue(f"is generated inside the generated file {'/'.join(parts[:i])}", path)
+                )
+    return issues
 
 
 def generate(descriptor: Path, out: Path, force: bool = False) -> tuple[Project, list[Change]]:
@@ -31,6 +47,12 @@ def generate(descriptor: Path, out: Path, force: bool = False) -> tuple[Project,
     return project, changes(project, out, force)
 
 
-def changes(project: Project, out: Path, force: bool = False) -> list[Change]:
-    """What writing a loaded project's files would change under out."""
-    return plan_changes(out, render_project(project), force)
+def changes(
+    project: Project, out: Path, force: bool = False, conflict: str = "inline"
+) -> list[Change]:
+    """What writing a loaded project's files would change under out.
+
+    conflict: "inline" (markers in the file) or "rej" (shipforge's lines in the file, yours
+    in PATH.rej).
+    """
+    return plan_changes(out, render_project(project), force, conflict)

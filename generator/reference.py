@@ -23,7 +23,7 @@ environment variable name. Unknown keys are errors.
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     if "$ref" not in node:
         return node
-    target = dict(root["$defs"][node["$ref"].rsplit("/", 1)[1]])
+    target = dict(root["definitions"][node["$ref"].rsplit("/", 1)[1]])
     target.update({k: v for k, v in node.items() if k != "$ref"})
     return _resolve(target, root) if "$ref" in target else target
 

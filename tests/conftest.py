@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# shipforge looks for tools only on PATH and in folders the user names, never in the current
+# directory: name the repository's own tool folders (.venv-checkov, .tools/npm, filled by
+# tests/install-tools.sh) for every test, in-process and in the shipforge processes tests start.
+os.environ["SHIPFORGE_TOOLS_DIR"] = str(ROOT)
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if (p / "shipforge.yaml").is_file())
 # shipforge's own bookkeeping is not part of a golden tree.
 BOOKKEEPING = ".shipforge"
@@ -62,6 +66,15 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         example.name: generate_tree(example / "shipforge.yaml", root / example.name)
         for example in EXAMPLES
     }
+
+
+@pytest.fixture(scope="session")
+def template_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template as copier sees it (copier.yml and template/), outside any git checkout."""
+    source = tmp_path_factory.mktemp("template-source")
+    shutil.copy(ROOT / "copier.yml", source / "copier.yml")
+    shutil.copytree(ROOT / "template", source / "template")
+    return source
 
 
 def copy_without_bookkeeping(source: Path, destination: Path) -> None:

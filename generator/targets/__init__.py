@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatch
+from functools import cache
 from typing import Any
 
 from generator.errors import Issue
@@ -43,7 +44,7 @@ class Target:
 
 TARGETS: tuple[Target, ...] = (
     Target("docker", docker.TEMPLATES, docker.check),
-    Target("compose", compose.TEMPLATES, compose.check),
+    Target("compose", compose.TEMPLATES, compose.check, compose.view),
     Target("env", env.TEMPLATES, env.check),
     Target("kubernetes", kubernetes.TEMPLATES, kubernetes.check, kubernetes.view),
     Target("monitoring", monitoring.TEMPLATES, monitoring.check, monitoring.view),
@@ -61,8 +62,10 @@ def context(project: Project) -> dict[str, Any]:
     return {"model": model}
 
 
+@cache
 def owner(template: str) -> Target | None:
-    """The target whose templates include this template path."""
+    """The target whose templates include this template path (cached: a yielded template
+    renders one file per service, and matching every one against every glob added up)."""
     for target in TARGETS:
         if any(fnmatch(template, pattern) for pattern in target.templates):
             return target
