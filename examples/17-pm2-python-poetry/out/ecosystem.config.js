@@ -3,8 +3,12 @@
 // your edit and reports it instead of overwriting it.
 //
 //   pm2 start ecosystem.config.js --env production    start every app (`env` without --env)
-//   pm2 reload ecosystem.config.js --env production   reload; cluster apps one instance at a time
-//   pm2 deploy ecosystem.config.js <environment> setup, then <environment>, or <environment> revert 1
+//   node ecosystem.config.js rollout                  what a deploy runs: try the new code beside
+//                                                     the old, reload, verify, then `pm2 save`
+//   pm2 deploy ecosystem.config.js <environment> setup, then <environment> ref <commit>
+// (deploy/pm2.sh drives pm2 deploy in CI and rolls back to the last verified commit.)
+// A plain `pm2 reload` replaces cluster instances one at a time, but fork-mode apps (Python
+// servers, commands that are not `node <file>`) are stopped and started: a short outage.
 //
 // Secrets: no value is written here. When PM2 reads `apps`, each app gets its secrets from the
 // environment of the pm2 command, else from an env file kept out of git: $SHIPFORGE_ENV_FILE,
@@ -14,17 +18,20 @@
 // deploys (PM2_DEPLOY_<NAME>_<ENVIRONMENT>, e.g. PM2_DEPLOY_HOST_PRODUCTION, wins):
 //   PM2_DEPLOY_HOST, PM2_DEPLOY_USER, PM2_DEPLOY_REPO, PM2_DEPLOY_PATH
 // A missing one stops the deploy; `pm2 start` never needs them.
-// Logs: $PM2_HOME/logs/<app>.out.log and <app>.err.log; rotate them with pm2-logrotate
-// (`pm2 install pm2-logrotate`).
+// Logs: $PM2_HOME/logs/<app>.out.log and <app>.err.log, rotated by pm2-logrotate, which
+// `rollout` installs once per host. `rollout` keeps $PM2_HOME (logs, and dump.pm2, which holds
+// every app's environment, secrets included) readable by its owner only.
 "use strict";
 
 const fs = require("node:fs");
+const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
 const { spawnSync } = require("node:child_process");
 
 const PROJECT = "ledger-api";
-const LOGS = path.join(process.env.PM2_HOME || path.join(os.homedir(), ".pm2"), "logs");
+const PM2_HOME = process.env.PM2_HOME || path.join(os.homedir(), ".pm2");
+const LOGS = path.join(PM2_HOME, "logs");
 // Every secret name of the project. Only names: the values never enter this file.
 const SECRETS = ["DATABASE_URL", "JWT_SIGNING_KEY", "REDIS_URL", "BANK_API_TOKEN"];
 
@@ -85,6 +92,7 @@ function parseEnvFile(file) {
 }
 
 let found = null;
+let missing = [];
 /** The secret values set in the environment or the env file (read once; warns about the rest). */
 function secretValues() {
   if (found) return found;
@@ -94,7 +102,7 @@ function secretValues() {
     console.error(`[shipforge] ${file} can be read by other users: chmod 600 it`);
   }
   found = {};
-  const missing = [];
+  missing = [];
   for (const name of SECRETS) {
     const value = process.env[name] ?? fromFile[name];
     if (value === undefined) missing.push(name);
@@ -149,7 +157,10 @@ function apps() {
       autorestart: true,
       exp_backoff_restart_delay: 100,
       max_memory_restart: "256M",
-      kill_timeout: 10000,
+      kill_timeout: 30000,
+      listen_timeout: 30000,
+      min_uptime: 5000,
+      max_restarts: 10,
       merge_logs: true,
       out_file: log("ledger-api-admin", "out"),
       error_file: log("ledger-api-admin", "err"),
@@ -182,7 +193,10 @@ function apps() {
       autorestart: true,
       exp_backoff_restart_delay: 100,
       max_memory_restart: "512M",
-      kill_timeout: 10000,
+      kill_timeout: 30000,
+      listen_timeout: 30000,
+      min_uptime: 5000,
+      max_restarts: 10,
       merge_logs: true,
       out_file: log("ledger-api-api", "out"),
       error_file: log("ledger-api-api", "err"),
@@ -220,6 +234,9 @@ function apps() {
       exp_backoff_restart_delay: 100,
       max_memory_restart: "384M",
       kill_timeout: 30000,
+      listen_timeout: 30000,
+      min_uptime: 5000,
+      max_restarts: 10,
       merge_logs: true,
       out_file: log("ledger-api-settler", "out"),
       error_file: log("ledger-api-settler", "err"),
@@ -291,7 +308,7 @@ function deployTo(environment, suffix, ref) {
     ref,
     // Fail instead of waiting for a password or a host-key answer nobody will type.
     ssh_options: "BatchMode=yes",
-    "post-deploy": "node ecosystem.config.js install && node ecosystem.config.js release && pm2 reload ecosystem.config.js --env production && pm2 save",
+    "post-deploy": "node ecosystem.config.js install && node ecosystem.config.js release && node ecosystem.config.js rollout",
   };
 }
 
@@ -317,7 +334,7 @@ const INSTALLS = [
     env: { "POETRY_NO_INTERACTION": "1", "POETRY_VIRTUALENVS_IN_PROJECT": "true" },
     steps: [
       ["poetry", "env", "use", "python3.11"],
-      ["poetry", "install", "--only", "main", "--no-root"],
+      ["poetry", "install", "--only", "main"],
     ],
   },
 ];
@@ -350,12 +367,210 @@ function release() {
   }
 }
 
+// What `rollout` checks per app: its number of processes, the health URL of a web app on
+// this host, and whether a canary instance may run beside the live ones (cluster apps share
+// their port; workers bind none; a second fork-mode server would fail on its port).
+const CHECKS = [
+  { app: "ledger-api-admin", instances: 1, port: 3411, health: "/admin/health", canary: false },
+  { app: "ledger-api-api", instances: 1, port: 3410, health: "/health", canary: false },
+  { app: "ledger-api-settler", instances: 2, port: 0, health: "", canary: true },
+];
+const LOGROTATE = {
+  module: "pm2-logrotate@3.0.0",
+  settings: [["max_size", "10M"], ["retain", "14"], ["compress", "true"], ["rotateInterval", "0 0 * * *"]],
+};
+// A release is up when every process stayed online, without a restart, for STABLE_MS, and
+// every web app answered its health path with a 2xx; VERIFY_TIMEOUT_MS is the limit of both.
+const STABLE_MS = Number(process.env.SHIPFORGE_STABLE_MS || 10000);
+const VERIFY_TIMEOUT_MS = 120000;
+
+// PM2 7 sends every app the one stop signal its daemon read from PM2_KILL_SIGNAL at start.
+const KILL_SIGNAL = "SIGTERM";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the pm2 CLI; `quiet` captures its output (returned) instead of showing it. */
+function pm2(args, quiet = false) {
+  const env = { ...process.env, PM2_KILL_SIGNAL: KILL_SIGNAL }; // read by a daemon this starts
+  const result = spawnSync("pm2", args, { cwd: __dirname, env, encoding: "utf8", stdio: quiet ? "pipe" : "inherit" });
+  if (result.error || result.status !== 0) {
+    const why = result.error ? result.error.message : `exit ${result.status ?? result.signal}`;
+    throw new Error(`pm2 ${args.join(" ")} failed (${why})${quiet ? `:\n${result.stdout}${result.stderr}` : ""}`);
+  }
+  return result.stdout || "";
+}
+
+/** PM2's processes by app name (`pm2 jlist` prints its JSON on the last line). */
+function processes() {
+  const lines = pm2(["jlist"], true).trim().split("\n");
+  const byApp = new Map();
+  for (const process of JSON.parse(lines[lines.length - 1])) {
+    byApp.set(process.name, [...(byApp.get(process.name) || []), process]);
+  }
+  return byApp;
+}
+
+/**
+ * Waits until the processes `pick` returns are `want` in number, all online, with no restart
+ * for STABLE_MS. Returns "" or what went wrong: a restart or an errored process fails at once.
+ */
+async function stable(pick, want) {
+  const deadline = Date.now() + VERIFY_TIMEOUT_MS;
+  const restarts = new Map();
+  let since = 0;
+  let state = "nothing started";
+  for (;;) {
+    const found = pick(processes());
+    for (const { name, pm_id: id, pm2_env: env } of found) {
+      if (env.status === "errored" || env.status === "stopped") {
+        return `${name} (pm2 id ${id}) is ${env.status} after ${env.restart_time} restart(s)`;
+      }
+      if (!restarts.has(id)) restarts.set(id, env.restart_time);
+      if (env.restart_time > restarts.get(id)) {
+        return `${name} (pm2 id ${id}) restarted ${env.restart_time - restarts.get(id)} time(s) within ${STABLE_MS / 1000} s`;
+      }
+    }
+    const online = found.filter((p) => p.pm2_env.status === "online").length;
+    if (online === want) {
+      since ||= Date.now();
+      if (Date.now() - since >= STABLE_MS) return "";
+    } else {
+      since = 0;
+      state = `${online} of ${want} process(es) online`;
+    }
+    if (Date.now() > deadline) return `${state} after ${VERIFY_TIMEOUT_MS / 1000} s`;
+    await sleep(500);
+  }
+}
+
+/** "" when http://127.0.0.1:<port><route> answers 2xx, else why not. */
+function health(port, route) {
+  return new Promise((resolve) => {
+    const request = http.get({ host: "127.0.0.1", port, path: route, timeout: 5000 }, (response) => {
+      response.resume();
+      const ok = response.statusCode >= 200 && response.statusCode < 300;
+      resolve(ok ? "" : `HTTP ${response.statusCode}`);
+    });
+    request.on("timeout", () => request.destroy(new Error("no answer within 5 s")));
+    request.on("error", (error) => resolve(error.message));
+  });
+}
+
+async function healthy(check) {
+  const url = `http://127.0.0.1:${check.port}${check.health}`;
+  const deadline = Date.now() + VERIFY_TIMEOUT_MS;
+  for (;;) {
+    const problem = await health(check.port, check.health);
+    if (!problem) return "";
+    if (Date.now() > deadline) return `${check.app}: ${url} answered ${problem}`;
+    await sleep(1000);
+  }
+}
+
+/**
+ * Starts one more instance of a running app from the new checkout (`pm2 scale +1` copies a
+ * live process, so it runs the new code with the running settings), watches it, removes it.
+ * A release that does not stay up fails here, before any live process is replaced.
+ */
+async function canary(check, live) {
+  const known = new Set(live.map((p) => p.pm_id));
+  pm2(["scale", check.app, "+1"], true);
+  const added = (processes().get(check.app) || []).find((p) => !known.has(p.pm_id));
+  if (!added) throw new Error(`${check.app}: pm2 scale +1 started no canary instance`);
+  console.log(`[shipforge] ${check.app}: trying the new release in one more instance (pm2 id ${added.pm_id})`);
+  const problem = await stable((byApp) => (byApp.get(check.app) || []).filter((p) => p.pm_id === added.pm_id), 1);
+  pm2(["delete", String(added.pm_id)], true);
+  if (problem) {
+    throw new Error(`the new release does not stay up: ${problem}; the running processes were left as they were`);
+  }
+}
+
+/** pm2-logrotate, once per host, so the logs cannot fill the disk. */
+function logrotate() {
+  const name = LOGROTATE.module.slice(0, LOGROTATE.module.lastIndexOf("@"));
+  if (processes().has(name)) return;
+  console.log(`[shipforge] installing ${LOGROTATE.module}, which rotates ${LOGS}`);
+  pm2(["install", LOGROTATE.module]);
+  for (const [key, value] of LOGROTATE.settings) pm2(["set", `${name}:${key}`, value], true);
+}
+
+/** PM2 starts at boot (`pm2 startup`): done with passwordless sudo if the host allows, else said. */
+function startup() {
+  const user = os.userInfo().username;
+  const unit = `pm2-${user}`;
+  if (spawnSync("systemctl", ["is-enabled", "--quiet", unit]).status === 0) return;
+  const where = spawnSync("sh", ["-c", "command -v pm2"], { encoding: "utf8" }).stdout.trim() || "pm2";
+  const command = ["env", `PATH=${process.env.PATH}`, where, "startup", "systemd", "-u", user, "--hp", os.homedir()];
+  if (spawnSync("sudo", ["-n", ...command], { stdio: "inherit" }).status === 0) return;
+  console.error(
+    `[shipforge] WARNING: PM2 does not start at boot (systemd unit ${unit} is not enabled): after a reboot ` +
+      `no app runs. Run once on this host as a user who may sudo:\n  sudo ${command.map((arg) => JSON.stringify(arg)).join(" ")}`,
+  );
+}
+
+/** The stop signal of the running PM2 daemon (Linux /proc), or "" when none runs or it is unknown. */
+function daemonSignal() {
+  try {
+    const pid = fs.readFileSync(path.join(PM2_HOME, "pm2.pid"), "utf8").trim();
+    const setting = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").find((e) => e.startsWith("PM2_KILL_SIGNAL="));
+    return setting ? setting.slice("PM2_KILL_SIGNAL=".length) : "SIGINT";
+  } catch {
+    return "";
+  }
+}
+
+/** Owner-only: dump.pm2 holds every app's environment, secrets included, and the logs may too. */
+function lockDown() {
+  fs.chmodSync(PM2_HOME, 0o700);
+  for (const file of ["dump.pm2", "dump.pm2.bak"]) {
+    if (fs.existsSync(path.join(PM2_HOME, file))) fs.chmodSync(path.join(PM2_HOME, file), 0o600);
+  }
+  if (fs.existsSync(LOGS)) for (const file of fs.readdirSync(LOGS)) fs.chmodSync(path.join(LOGS, file), 0o600);
+}
+
+/**
+ * The deploy step after install and release: canary, reload, verify, and only then `pm2 save`,
+ * so a reboot (`pm2 resurrect`) brings back the last verified release, never a broken one.
+ */
+async function rollout() {
+  process.umask(0o077); // what pm2 writes from here (dump.pm2, a new daemon's logs): owner only
+  fs.mkdirSync(PM2_HOME, { recursive: true, mode: 0o700 });
+  lockDown();
+  secretValues();
+  if (missing.length > 0) throw new Error(`secrets not set: ${missing.join(", ")}; nothing was reloaded`);
+  logrotate();
+  const signal = daemonSignal();
+  if (signal && signal !== KILL_SIGNAL) {
+    // `pm2 update` saves, restarts the daemon (with PM2_KILL_SIGNAL set) and resurrects the apps.
+    console.log(`[shipforge] the PM2 daemon stops apps with ${signal}: restarting it to use ${KILL_SIGNAL}`);
+    pm2(["update"]);
+  }
+  const live = processes();
+  for (const check of CHECKS) {
+    if (check.canary && (live.get(check.app) || []).length > 0) await canary(check, live.get(check.app));
+  }
+  pm2(["reload", "ecosystem.config.js", "--env", "production"]);
+  const names = new Set(CHECKS.map((check) => check.app));
+  const want = CHECKS.reduce((sum, check) => sum + check.instances, 0);
+  const problems = [await stable((byApp) => [...names].flatMap((name) => byApp.get(name) || []), want)];
+  for (const check of CHECKS) if (check.port) problems.push(await healthy(check));
+  const failed = problems.filter(Boolean);
+  if (failed.length > 0) throw new Error(`the new release is not up: ${failed.join("; ")}; not saved`);
+  pm2(["save"]);
+  lockDown();
+  startup();
+  console.log("[shipforge] verified: every app online and stable, every web app healthy; saved");
+}
+
 if (require.main === module) {
-  const steps = { install, release };
+  const steps = { install, release, rollout };
   const step = process.argv[2];
   if (process.argv.length !== 3 || !Object.hasOwn(steps, step)) {
-    console.error("usage: node ecosystem.config.js install|release");
+    console.error("usage: node ecosystem.config.js install|release|rollout");
     process.exit(2);
   }
-  steps[step]();
+  Promise.resolve(steps[step]()).catch((error) => {
+    console.error(`[shipforge] ${error.message}`);
+    process.exit(1);
+  });
 }

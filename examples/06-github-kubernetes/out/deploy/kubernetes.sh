@@ -94,16 +94,34 @@ pin() {
   printf '%s' "$dir"
 }
 
-# wait_job NAME: until the Job completes (0) or fails or times out (1).
+# wait_job NAME: until the Job completes (0) or fails (1). At RELEASE_TIMEOUT a Job still
+# running is left to finish (a migration is never abandoned halfway): 1, and nothing rolls out.
 wait_job() {
   local deadline=$((SECONDS + ${RELEASE_TIMEOUT:-900})) failed
   until kns wait --for=condition=complete "job/$1" --timeout=10s >&2; do
     failed="$(kns get "job/$1" -o 'jsonpath={.status.conditions[?(@.type=="Failed")].status}')"
-    if [ "$failed" = True ] || [ "$SECONDS" -ge "$deadline" ]; then
+    if [ "$failed" = True ]; then
       kns logs "job/$1" --all-containers --tail=100 >&2 || true
       return 1
     fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "job/$1 is still running after ${RELEASE_TIMEOUT:-900} s: it is left to finish; deploy again to wait for it"
+      return 1
+    fi
   done
+}
+
+# job_state NAME: failed, complete, running, or "" when there is no such Job.
+job_state() {
+  local found
+  found="$(kns get "job/$1" --ignore-not-found -o 'jsonpath={.status.conditions[?(@.status=="True")].type} {.status.active}')"
+  case "$found" in
+    *Failed*) printf failed ;;
+    *Complete*) printf complete ;;
+    " ") printf running ;;
+    *[1-9]*) printf running ;;
+    *) printf '' ;;
+  esac
 }
 
 smoke_all() {
@@ -138,8 +156,13 @@ if [ "${#releases[@]}" -gt 0 ]; then
   suffix="$(short_sha)"
   release_dir="$(pin "release/$environment" "$suffix")"
   for service in "${releases[@]}"; do
-    # A Job's template cannot change: a re-run of this commit starts a fresh Job.
-    kns delete job "$service-release-$suffix" --ignore-not-found >&2
+    # A re-run of this commit never deletes a Job that runs (it waits for it) or that completed
+    # (applying the same Job again changes nothing); only a failed one is started afresh.
+    case "$(job_state "$service-release-$suffix")" in
+      failed) kns delete job "$service-release-$suffix" >&2 ;;
+      running) log "$service-release-$suffix is still running (an earlier run of this commit): waiting for it" ;;
+      complete) log "$service-release-$suffix already completed for this commit" ;;
+    esac
   done
   kube apply -k "$release_dir" >&2
   for service in "${releases[@]}"; do

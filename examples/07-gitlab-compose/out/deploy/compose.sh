@@ -87,8 +87,12 @@ running() {
   if [ -n "$id" ]; then docker inspect --format '{{.Config.Image}}' "$id"; fi
 }
 
-# mark SERVICE: the name a host-local tag keeps the rollback image of SERVICE under.
-mark() { printf 'shipforge-rollback/%s/%s:%s' "$project" "$1" "$environment"; }
+# mark KIND SERVICE: the host-local tag that records SERVICE's image: KIND `verified` is the one
+# the last verified deploy (or rollback) left running, `rollback` the verified one before it.
+mark() { printf 'shipforge-%s/%s/%s:%s' "$1" "$project" "$2" "$environment"; }
+
+# recorded KIND SERVICE: the image reference (repository@digest) a mark points at ("" for none).
+recorded() { docker image inspect --format '{{index .RepoDigests 0}}' "$(mark "$1" "$2")" 2>/dev/null || true; }
 
 smoke_all() {
   local urls=("${smoke_urls[@]}") i
@@ -104,23 +108,63 @@ smoke_all() {
 
 up() { "${base[@]}" -f "$1" up --detach --wait --wait-timeout "${ROLLOUT_TIMEOUT:-600}" >&2; }
 
+# What runs before the change, per service: the verified image when one is recorded (a deploy
+# that was interrupted left something unverified running), else what its container runs.
 previous=()
-for i in "${!services[@]}"; do previous[i]="$(running "${services[$i]}")"; done
+for i in "${!services[@]}"; do
+  previous[i]="$(recorded verified "${services[$i]}")"
+  if [ -z "${previous[$i]}" ]; then previous[i]="$(running "${services[$i]}")"; fi
+done
+
+# restore: every service back on `previous` (a service new in this change is stopped and
+# removed, never left on the failed image), verified again.
+restore() {
+  local i file="$work/previous.yaml" refs=() new=()
+  for i in "${!services[@]}"; do
+    if [ -n "${previous[$i]}" ]; then refs+=("${previous[$i]}"); else refs+=("${wanted[$i]}") && new+=("${services[$i]}"); fi
+  done
+  if [ "${#new[@]}" -gt 0 ]; then
+    "${base[@]}" -f "$file" rm --stop --force "${new[@]}" >&2 || log "could not remove ${new[*]}"
+  fi
+  if [ "${#new[@]}" -eq "${#services[@]}" ]; then
+    log "first deploy to $environment: nothing ran before, the new services were removed"
+    return 0
+  fi
+  pinned "$file" "${refs[@]}"
+  local keep=()
+  for i in "${!services[@]}"; do if [ -n "${previous[$i]}" ]; then keep+=("${services[$i]}"); fi; done
+  if "${base[@]}" -f "$file" up --detach --wait --wait-timeout "${ROLLOUT_TIMEOUT:-600}" "${keep[@]}" >&2 && smoke_all; then
+    log "restored and verified: ${keep[*]}"
+  else
+    log "the previous images did not verify either: check $DEPLOY_HOST by hand"
+  fi
+}
 
 if [ "$action" = rollback ]; then
+  # Each service back to the verified image its last deploy replaced; a service added since
+  # (nothing recorded before it) stays on its verified image. Checked before anything moves.
   targets=()
+  wanted=()
+  found=0
   for i in "${!services[@]}"; do
-    targets[i]="$(docker image inspect --format '{{index .RepoDigests 0}}' "$(mark "${services[$i]}")" 2>/dev/null || true)"
-    [ -n "${targets[$i]}" ] || die "${services[$i]} has no recorded rollback image (no deploy has succeeded on this host)"
+    targets[i]="$(recorded rollback "${services[$i]}")"
+    if [ -n "${targets[$i]}" ]; then found=1; else targets[i]="${previous[$i]}"; fi
+    wanted[i]="${targets[$i]}"
+    [ -n "${targets[$i]}" ] || die "${services[$i]} runs nothing verified on $DEPLOY_HOST: there is nothing to roll back"
   done
+  [ "$found" = 1 ] || die "no earlier verified images are recorded on $DEPLOY_HOST (one rollback per verified deploy)"
   pinned "$work/rollback.yaml" "${targets[@]}"
-  up "$work/rollback.yaml" || die "the rollback images did not become healthy"
+  if ! up "$work/rollback.yaml" || ! smoke_all; then
+    log "the rollback did not verify: back to what ran before it"
+    restore
+    die "the rollback of $environment failed"
+  fi
   for i in "${!services[@]}"; do
-    # The images rolled back from become the rollback: a second rollback undoes this one.
-    if [ -n "${previous[$i]}" ]; then docker tag "${previous[$i]}" "$(mark "${services[$i]}")"; fi
+    docker tag "${targets[$i]}" "$(mark verified "${services[$i]}")"
+    # Nothing earlier is recorded: a second rollback refuses rather than return to the one left.
+    docker image rm "$(mark rollback "${services[$i]}")" >/dev/null 2>&1 || true
   done
-  smoke_all || die "rolled back, but the smoke test still fails"
-  log "rolled back $environment on $DEPLOY_HOST"
+  log "rolled back and verified $environment on $DEPLOY_HOST"
   exit 0
 fi
 
@@ -138,18 +182,13 @@ up "$work/deploy.yaml" || failure="the services did not become healthy"
 if [ -z "$failure" ]; then smoke_all || failure="the smoke test failed"; fi
 if [ -z "$failure" ]; then
   for i in "${!services[@]}"; do
-    if [ -n "${previous[$i]}" ]; then docker tag "${previous[$i]}" "$(mark "${services[$i]}")"; fi
+    if [ -n "${previous[$i]}" ]; then docker tag "${previous[$i]}" "$(mark rollback "${services[$i]}")"; fi
+    docker tag "${wanted[$i]}" "$(mark verified "${services[$i]}")"
   done
-  log "deployed $GIT_SHA to $environment on $DEPLOY_HOST"
+  log "deployed and verified $GIT_SHA in $environment on $DEPLOY_HOST"
   exit 0
 fi
 
-for i in "${!services[@]}"; do
-  if [ -z "${previous[$i]}" ]; then
-    die "first deploy to $environment failed ($failure): there are no previous images to bring back"
-  fi
-done
 log "$failure: bringing the previous images back up"
-pinned "$work/previous.yaml" "${previous[@]}"
-up "$work/previous.yaml" || log "the previous images did not become healthy either: check $DEPLOY_HOST by hand"
-die "deploy of $GIT_SHA to $environment failed ($failure); the previous images are back"
+restore
+die "deploy of $GIT_SHA to $environment failed ($failure)"

@@ -10,6 +10,9 @@
 #   deploy/images.sh promote ENVIRONMENT     the digests the source environment verified for this
 #                                            very source tree, copied into this one's registry
 #   deploy/images.sh verified ENVIRONMENT    record that the deployed digests passed here
+#   deploy/images.sh revoke ENVIRONMENT FILE  the digests FILE lists (IMAGE_<NAME>=... lines that a
+#                                            verified rollback wrote) were rolled back from here:
+#                                            they are never promoted from it again
 #
 # push and promote print IMAGE_<NAME>=<repository>@sha256:<digest> lines, for a GitHub step
 # output or a GitLab dotenv report. Each image is built once per commit and tagged with the
@@ -146,6 +149,8 @@ promote() {
     found="$(digest "$from/${repositories[$i]}:$tag")"
     [[ "$found" =~ ^sha256:[0-9a-f]{64}$ ]] ||
       die "${images[$i]}: no image of this source tree passed $source ($from/${repositories[$i]}:$tag): deploy it to $source first"
+    [ -z "$(digest "$from/${repositories[$i]}:$(revoked_tag "$source" "$found")")" ] ||
+      die "${images[$i]}: $found passed $source but $source was rolled back from it: deploy a new commit to $source first"
     if [ "$from" != "$to" ]; then
       there="$(digest "$to/${repositories[$i]}:$GIT_SHA")"
       if [ -z "$there" ]; then
@@ -160,6 +165,11 @@ promote() {
   done
 }
 
+# revoked_tag ENVIRONMENT DIGEST: the tag that marks DIGEST as rolled back from in ENVIRONMENT.
+revoked_tag() { printf 'revoked-%s-%s' "$1" "${2#sha256:}"; }
+
+# verified ENVIRONMENT: the mark points at the digests that passed last (a source tree rebuilt
+# at another commit moves it to what the environment runs now, never keeps an older one).
 verified() {
   local target tag i reference
   [ -n "${1:-}" ] || die "usage: $0 verified ENVIRONMENT"
@@ -169,12 +179,33 @@ verified() {
   tag="verified-$1-$(tree)"
   for i in "${!images[@]}"; do
     reference="${!vars[$i]}"
-    if [ -n "$(digest "$target/${repositories[$i]}:$tag")" ]; then
-      log "${images[$i]}: this source tree was already verified in $1"
+    if [ "$(digest "$target/${repositories[$i]}:$tag")" = "${reference##*@}" ]; then
+      log "${images[$i]}: ${reference##*@} is already the one verified in $1 for this source tree"
     else
       copy "$reference" "$target/${repositories[$i]}:$tag"
     fi
   done
+}
+
+# revoke ENVIRONMENT FILE: each IMAGE_<NAME>=<repository>@<digest> line of FILE gets the tag
+# revoked-<environment>-<digest hex>, which promote refuses. A tag can always be written, in
+# every registry, where deleting the verified one could not.
+revoke() {
+  local line name reference
+  [ -n "${1:-}" ] && [ -n "${2:-}" ] || die "usage: $0 revoke ENVIRONMENT FILE"
+  require_tools docker
+  if [ ! -s "$2" ]; then
+    log "$2 lists no image: nothing to revoke"
+    return 0
+  fi
+  while IFS= read -r line; do
+    name="${line%%=*}"
+    reference="${line#*=}"
+    [[ "$reference" =~ ^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$ ]] ||
+      die "$2: $name must be an image pinned by digest, not '$reference'"
+    copy "$reference" "${reference%@*}:$(revoked_tag "$1" "${reference##*@}")"
+    log "$name: ${reference##*@} was rolled back from in $1; it is never promoted from there"
+  done <"$2"
 }
 
 # login [ENVIRONMENT]: docker login to the registry, and to the source registry when the
@@ -257,7 +288,7 @@ login_to() {
   esac
 }
 
-[ "$#" -ge 1 ] || die "usage: $0 build|login|push|promote|verified [...]"
+[ "$#" -ge 1 ] || die "usage: $0 build|login|push|promote|verified|revoke [...]"
 command="$1"
 shift
 case "$command" in
@@ -266,5 +297,6 @@ case "$command" in
   push) push ;;
   promote) promote "${1:-}" ;;
   verified) verified "${1:-}" ;;
-  *) die "usage: $0 build|login|push|promote|verified [...]" ;;
+  revoke) revoke "${1:-}" "${2:-}" ;;
+  *) die "usage: $0 build|login|push|promote|verified|revoke [...]" ;;
 esac

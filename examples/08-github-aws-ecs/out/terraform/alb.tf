@@ -3,6 +3,11 @@
 # certificate, port 80 only redirects), is guarded by AWS WAF managed rules, logs every request
 # to S3, and forwards to the public services. Each target group health-checks the
 # service's `health` path; a target that fails it receives no traffic.
+# An environment without a domain has no certificate to serve: its load balancer answers plain
+# HTTP on its own DNS name (port 80; output public_urls), for trying it out.
+locals {
+  tls = var.domain != ""
+}
 resource "aws_security_group" "alb" {
   name        = "${local.names.stack}-alb"
   description = "Load balancer of ${local.names.stack}"
@@ -10,7 +15,7 @@ resource "aws_security_group" "alb" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_https" {
-  for_each = toset(var.ingress_cidrs)
+  for_each = local.tls ? toset(var.ingress_cidrs) : toset([])
 
   security_group_id = aws_security_group.alb.id
   cidr_ipv4         = each.value
@@ -21,7 +26,7 @@ resource "aws_vpc_security_group_ingress_rule" "alb_https" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "alb_http" {
-  #checkov:skip=CKV_AWS_260:Port 80 only answers with a redirect to HTTPS; no content is served over HTTP.
+  #checkov:skip=CKV_AWS_260:With a domain, port 80 only answers with a redirect to HTTPS; without one the environment has no certificate and is served over HTTP on purpose (docs/terraform.md).
   for_each = toset(var.ingress_cidrs)
 
   security_group_id = aws_security_group.alb.id
@@ -29,7 +34,7 @@ resource "aws_vpc_security_group_ingress_rule" "alb_http" {
   ip_protocol       = "tcp"
   from_port         = 80
   to_port           = 80
-  description       = "HTTP from clients, redirected to HTTPS"
+  description       = "HTTP from clients (redirected to HTTPS when the environment has a domain)"
 }
 
 resource "aws_vpc_security_group_egress_rule" "alb_to_api" {
@@ -51,6 +56,7 @@ resource "aws_vpc_security_group_ingress_rule" "api_from_alb" {
 }
 
 resource "aws_lb" "main" {
+  #checkov:skip=CKV2_AWS_20:With a domain, port 80 only redirects to HTTPS (aws_lb_listener.http); checkov cannot follow its count. Only an environment without a domain, which has no certificate, serves plain HTTP.
   name                       = local.names.load_balancer
   internal                   = false
   load_balancer_type         = "application"
@@ -68,6 +74,8 @@ resource "aws_lb" "main" {
 }
 
 resource "aws_lb_listener" "https" {
+  count = local.tls ? 1 : 0
+
   load_balancer_arn = aws_lb.main.arn
   port              = 443
   protocol          = "HTTPS"
@@ -81,6 +89,8 @@ resource "aws_lb_listener" "https" {
 }
 
 resource "aws_lb_listener" "http" {
+  count = local.tls ? 1 : 0
+
   load_balancer_arn = aws_lb.main.arn
   port              = 80
   protocol          = "HTTP"
@@ -93,6 +103,21 @@ resource "aws_lb_listener" "http" {
       protocol    = "HTTPS"
       status_code = "HTTP_301"
     }
+  }
+}
+
+resource "aws_lb_listener" "plain_api" {
+  #checkov:skip=CKV_AWS_2:Only an environment without a domain gets this listener: no certificate can be had for the load balancer's own DNS name. Give the environment a domain to serve HTTPS.
+  #checkov:skip=CKV_AWS_103:The same: a plain HTTP listener has no TLS policy.
+  count = local.tls ? 0 : 1
+
+  load_balancer_arn = aws_lb.main.arn
+  port              = 80
+  protocol          = "HTTP"
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.api.arn
   }
 }
 

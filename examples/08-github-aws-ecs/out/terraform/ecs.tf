@@ -177,7 +177,10 @@ resource "aws_ecs_service" "api" {
     ignore_changes = [task_definition]
   }
 
-  depends_on = [aws_lb_listener.https]
+  # A public service's target group must be attached to the load balancer (by its listener
+  # rule or listener) before the service is created, or CreateService fails; tasks with EFS
+  # volumes fail to start while the mount targets are still being created.
+  depends_on = [aws_lb_listener.https, aws_lb_listener.plain_api]
 }
 
 # ---- worker: worker, 256 CPU units / 512 MiB (asked: cpu 250m, memory 256Mi)

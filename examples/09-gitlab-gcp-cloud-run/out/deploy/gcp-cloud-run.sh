@@ -57,15 +57,23 @@ run() { gcloud --project "$GCP_PROJECT" --quiet run "$@" --region "$GCP_REGION";
 pool() { gcloud --project "$GCP_PROJECT" --quiet beta run worker-pools "$@" --region "$GCP_REGION"; }
 describe() { run services describe "$1" --format=json; }
 
+# gcloud's beta worker-pools commands print the v1 shape (status.instanceSplits[].revisionName,
+# status.latestReadyRevisionName); the v2 shape (instanceSplits[].revision, latestReadyRevision,
+# full resource names) is read too. An absent name is "", never the string "null".
+short_name='if . == null or . == "" then "" else split("/") | last end'
+pool_latest="(.status.latestReadyRevisionName // .latestReadyRevision) | $short_name"
+pool_serving="([(.status.instanceSplits // .instanceSplits // [])[] | select(.percent == 100)][0]) as \$split
+  | if \$split == null then \"\"
+    elif (\$split.revisionName // \$split.revision) then (\$split.revisionName // \$split.revision) | $short_name
+    else $pool_latest end"
+
 # serving INDEX: the revision that serves the service's traffic or runs the pool's instances.
 serving() {
   local revision
   if [ "${kinds[$1]}" = service ]; then
     revision="$(describe "${services[$1]}" | jq -r '[.status.traffic[]? | select(.percent == 100)][0].revisionName // empty')"
   else
-    revision="$(pool describe "${services[$1]}" --format=json | jq -r '
-      ([.instanceSplits[]? | select(.percent == 100) | .revision // empty][0] // .latestReadyRevision // "")
-      | split("/") | last')"
+    revision="$(pool describe "${services[$1]}" --format=json | jq -r "$pool_serving")"
   fi
   [ -n "$revision" ] || die "${services[$1]} has no revision serving everything (not deployed by Terraform yet, or split)"
   printf '%s' "$revision"
@@ -120,25 +128,54 @@ rollback_target() {
     | if $at == null then "" else (.[$at + 1].name // "") end'
 }
 
+# restore_on_exit: while traffic is being moved, any failure (a gcloud error halfway too) puts
+# every service and pool moved so far back on what served before, and smoke-tests that.
+moved=()
+previous=()
+changing=""
+# shellcheck disable=SC2329 # run by the EXIT trap
+restore_on_exit() {
+  local code=$? i
+  trap - EXIT
+  if [ "$code" -ne 0 ] && [ -n "$changing" ]; then
+    set +e
+    log "moving every service of $environment back to what served before"
+    for i in "${moved[@]}"; do move "$i" "${previous[$i]}" || log "could not move ${services[$i]} back"; done
+    if smoke_public; then log "restored and verified"; else log "the restored revisions fail the smoke test too: check by hand"; fi
+  fi
+  exit "$code"
+}
+trap restore_on_exit EXIT
+
 if [ "$action" = rollback ]; then
+  # Every target is known before anything moves; a service's is the revision its last verified
+  # deploy replaced (tag `rollback`), a pool's the newest one created before the one it runs.
+  targets=()
   for i in "${!services[@]}"; do
-    now="$(serving "$i")"
-    target="$(rollback_target "$i" "$now")"
-    [ -n "$target" ] || die "${services[$i]} has no earlier revision recorded to return to"
-    log "${services[$i]}: $now -> $target"
-    move "$i" "$target"
+    previous[i]="$(serving "$i")"
+    targets[i]="$(rollback_target "$i" "${previous[$i]}")"
+    [ -n "${targets[$i]}" ] || die "${services[$i]} has no earlier verified revision recorded to return to"
+  done
+  changing=1
+  for i in "${!services[@]}"; do
+    log "${services[$i]}: ${previous[$i]} -> ${targets[$i]}"
+    moved+=("$i")
+    move "$i" "${targets[$i]}"
+  done
+  smoke_public || die "the rollback failed its smoke test"
+  changing=""
+  for i in "${!services[@]}"; do
     if [ "${kinds[$i]}" = service ]; then
-      # The one rolled back from becomes the rollback target: a second rollback undoes this one.
-      run services update-traffic "${services[$i]}" --update-tags "rollback=$now" >&2
+      # Nothing earlier is recorded: a second rollback refuses rather than return to the one
+      # rolled back from.
+      run services update-traffic "${services[$i]}" --remove-tags rollback >&2
     fi
   done
-  smoke_public || die "rolled back, but the smoke test still fails"
-  log "rolled back every service of $environment"
+  log "rolled back and verified every service of $environment"
   exit 0
 fi
 
 tag="sha-$(short_sha)"
-previous=()
 for i in "${!services[@]}"; do previous[i]="$(serving "$i")"; done
 
 for i in "${!services[@]}"; do
@@ -162,12 +199,12 @@ for i in "${!services[@]}"; do
   fi
 done
 
-moved=()
 failure=""
+changing=1
 for i in "${!services[@]}"; do
   if [ "${kinds[$i]}" = service ]; then
-    move "$i" "${fresh[$i]}"
     moved+=("$i")
+    move "$i" "${fresh[$i]}"
   fi
 done
 # Then the worker pools: no URL, so a new revision is verified by becoming ready.
@@ -179,7 +216,11 @@ for i in "${!services[@]}"; do
     failure="the new revision of ${services[$i]} did not become ready"
     break
   fi
-  fresh[i]="$(pool describe "${services[$i]}" --format=json | jq -r '.latestReadyRevision // "" | split("/") | last')"
+  fresh[i]="$(pool describe "${services[$i]}" --format=json | jq -r "$pool_latest")"
+  if [ -z "${fresh[$i]}" ]; then
+    failure="${services[$i]} reports no ready revision after its deploy"
+    break
+  fi
   move "$i" "${fresh[$i]}"
 done
 if [ -z "$failure" ]; then smoke_public || failure="the smoke test failed"; fi
@@ -189,10 +230,9 @@ if [ -z "$failure" ]; then
       run services update-traffic "${services[$i]}" --update-tags "rollback=${previous[$i]}" --remove-tags "$tag" >&2
     fi
   done
+  changing=""
   log "deployed $GIT_SHA to $environment"
   exit 0
 fi
 
-log "$failure: moving traffic back"
-for i in "${moved[@]}"; do move "$i" "${previous[$i]}"; done
-die "deploy of $GIT_SHA to $environment failed ($failure); traffic is back on the previous revisions"
+die "deploy of $GIT_SHA to $environment failed ($failure): traffic goes back to the previous revisions"

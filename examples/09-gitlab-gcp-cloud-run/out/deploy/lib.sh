@@ -17,7 +17,7 @@ require_vars() {
     if [ -z "${!name:-}" ]; then missing+=("$name"); fi
   done
   if [ "${#missing[@]}" -gt 0 ]; then
-    die "missing ${missing[*]}: set them as CI/CD variables (or secrets) of this environment, see docs/ci.md"
+    die "missing ${missing[*]}: set them as CI/CD variables (or secrets) of this environment{% if model.targets.runbook %} (DEPLOYMENT.md, section CI/CD variables, lists them all){% endif %}"
   fi
 }
 
@@ -80,6 +80,14 @@ base_url() {
   local value="${!1}"
   [[ "$value" =~ ^https?://[^[:space:]]+$ ]] || die "$1 must be an http(s) URL, not '$value'"
   printf '%s' "${value%/}"
+}
+
+# note_rolled_back VAR REFERENCE: after a verified rollback, record the image it rolled back from
+# as VAR=REFERENCE in the file ROLLED_BACK_FROM names (when set), for `images.sh revoke`.
+note_rolled_back() {
+  [ -n "${ROLLED_BACK_FROM:-}" ] || return 0
+  [ -n "$2" ] && [ "$2" != None ] || return 0
+  grep -qxF "$1=$2" "$ROLLED_BACK_FROM" 2>/dev/null || printf '%s=%s\n' "$1" "$2" >>"$ROLLED_BACK_FROM"
 }
 
 # start_ssh: with SSH_PRIVATE_KEY set (CI), load it into an agent for this script and trust

@@ -4,11 +4,13 @@
 locals {
   names_by_environment = {
     "production" = {
-      stack         = "shortlinks-production"
-      ci_account    = "shortlinks-production-ci"
-      identity_pool = "shortlinks-production-github"
-      postgres      = "shortlinks-production-pg"
-      redis         = "shortlinks-production-redis"
+      stack            = "shortlinks-production"
+      ci_account       = "shortlinks-production-ci"
+      deny_ingress     = "shortlinks-production-deny-ingress"
+      private_services = "shortlinks-production-private-services"
+      identity_pool    = "shortlinks-production-gitlab"
+      postgres         = "shortlinks-production-pg"
+      redis            = "shortlinks-production-redis"
       services = {
         expirer = {
           service = "shortlinks-production-expirer"
@@ -23,11 +25,13 @@ locals {
       }
     }
     "staging" = {
-      stack         = "shortlinks-staging"
-      ci_account    = "shortlinks-staging-ci"
-      identity_pool = "shortlinks-staging-github"
-      postgres      = "shortlinks-staging-pg"
-      redis         = "shortlinks-staging-redis"
+      stack            = "shortlinks-staging"
+      ci_account       = "shortlinks-staging-ci"
+      deny_ingress     = "shortlinks-staging-deny-ingress"
+      private_services = "shortlinks-staging-private-services"
+      identity_pool    = "shortlinks-staging-gitlab"
+      postgres         = "shortlinks-staging-pg"
+      redis            = "shortlinks-staging-redis"
       services = {
         expirer = {
           service = "shortlinks-staging-expirer"

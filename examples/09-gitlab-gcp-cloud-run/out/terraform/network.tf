@@ -12,7 +12,7 @@ resource "google_compute_network" "main" {
 # Nothing in this network accepts connections: the datastores live in Google's peered network
 # and Cloud Run instances only open connections out.
 resource "google_compute_firewall" "deny_ingress" {
-  name      = "${local.names.stack}-deny-ingress"
+  name      = local.names.deny_ingress
   network   = google_compute_network.main.id
   direction = "INGRESS"
   priority  = 65534
@@ -43,7 +43,7 @@ resource "google_compute_subnetwork" "main" {
 }
 
 resource "google_compute_global_address" "private_services" {
-  name          = "${local.names.stack}-private-services"
+  name          = local.names.private_services
   purpose       = "VPC_PEERING"
   address_type  = "INTERNAL"
   prefix_length = 16

@@ -13,7 +13,7 @@ output "region" {
 
 output "workload_identity_provider" {
   description = "Full name of the Workload Identity provider (CI variable GCP_WORKLOAD_IDENTITY_PROVIDER)."
-  value       = google_iam_workload_identity_pool_provider.github.name
+  value       = google_iam_workload_identity_pool_provider.gitlab.name
 }
 
 output "ci_service_account" {
@@ -82,4 +82,11 @@ output "postgres_private_ip" {
 output "postgres_instance" {
   description = "Cloud SQL instance name, for gcloud sql users create."
   value       = google_sql_database_instance.postgres.name
+}
+
+output "domain_records" {
+  description = "DNS records each public service's domain mapping needs (null without a domain); the certificate is issued once they resolve."
+  value = {
+    web = one(google_cloud_run_domain_mapping.web[*].status[0].resource_records)
+  }
 }

@@ -5,8 +5,6 @@ provider "google" {
   default_labels = local.tags
 }
 
-data "google_project" "current" {}
-
 resource "google_project_service" "apis" {
   for_each = toset([
     "artifactregistry.googleapis.com",

@@ -61,7 +61,7 @@ resource "google_cloud_run_v2_worker_pool" "expirer" {
     ignore_changes = [client, client_version, instance_splits, template[0].revision, template[0].containers[0].image]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.database_url_expirer]
+  depends_on = [google_secret_manager_secret_iam_member.database_url_expirer, google_secret_manager_secret_version.database_url]
 }
 
 # ---- web: public web service, 1 vCPU / 512Mi (asked: cpu 250m, memory 256Mi)
@@ -156,7 +156,7 @@ resource "google_cloud_run_v2_service" "web" {
     ignore_changes = [client, client_version, traffic, template[0].revision, template[0].containers[0].image]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.database_url_web]
+  depends_on = [google_secret_manager_secret_iam_member.database_url_web, google_secret_manager_secret_version.database_url]
 }
 
 # Release job of web: runs its `release` command once before each rollout.
@@ -215,5 +215,23 @@ resource "google_cloud_run_v2_job" "web_release" {
     ignore_changes = [client, client_version, template[0].template[0].containers[0].image]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.database_url_web]
+  depends_on = [google_secret_manager_secret_iam_member.database_url_web, google_secret_manager_secret_version.database_url]
+}
+
+# web on the environment's domain: Cloud Run maps the host name and provisions its
+# certificate once the domain is verified for the project and the DNS records of output
+# domain_records exist (see README.md). Without a domain, the service's run.app URL serves.
+resource "google_cloud_run_domain_mapping" "web" {
+  count = var.domain == "" ? 0 : 1
+
+  name     = var.domain
+  location = var.region
+
+  metadata {
+    namespace = var.project_id
+  }
+
+  spec {
+    route_name = google_cloud_run_v2_service.web.name
+  }
 }

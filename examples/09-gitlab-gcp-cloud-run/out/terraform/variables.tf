@@ -32,13 +32,34 @@ variable "region" {
   }
 }
 
-variable "github_repository" {
+variable "gitlab_project" {
   type        = string
-  description = "The GitHub repository whose workflow deploys this environment, as it appears in the OIDC sub claim: owner/name, or owner@OWNER_ID/name@REPO_ID for repositories that send immutable sub claims (see README)."
+  description = "The GitLab project whose pipelines deploy this environment: its full path (group/subgroup/project), as the ID token's project_path claim carries it."
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]+(@[0-9]+)?/[A-Za-z0-9_.-]+(@[0-9]+)?$", var.github_repository))
-    error_message = "The repository must look like owner/name or owner@123/name@456."
+    condition     = can(regex("^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", var.gitlab_project))
+    error_message = "The project must be a GitLab project path such as group/project."
+  }
+}
+
+variable "gitlab_url" {
+  type        = string
+  description = "The GitLab instance whose ID tokens are trusted (the token's iss claim): https://gitlab.com or a self-managed instance's URL, without a trailing slash."
+  default     = "https://gitlab.com"
+
+  validation {
+    condition     = can(regex("^https://[a-z0-9.-]+(:[0-9]+)?$", var.gitlab_url))
+    error_message = "The GitLab URL must look like https://gitlab.example.com, without a path or trailing slash."
+  }
+}
+
+variable "deploy_branch" {
+  type        = string
+  description = "The branch whose pipelines deploy this environment (from shipforge.yaml, set in environments/<environment>.tfvars). Only ID tokens of this branch's pipelines may deploy it: protect the branch in GitLab."
+
+  validation {
+    condition     = length(var.deploy_branch) > 0
+    error_message = "The deploy branch must not be empty."
   }
 }
 
@@ -106,4 +127,27 @@ variable "postgres_high_availability" {
   type        = bool
   description = "Run a standby in a second zone of the region (Cloud SQL REGIONAL availability)."
   default     = true
+}
+
+variable "postgres_password_version" {
+  type        = number
+  description = "Version of the generated PostgreSQL password: increase it to rotate the password and DATABASE_URL together (both are write-only and sent only when this changes)."
+  default     = 1
+}
+
+variable "domain" {
+  type        = string
+  description = "DNS name the public services are served on in this environment (the only public service gets the domain itself), with a certificate the platform manages. Empty (an environment without a domain in shipforge.yaml): the platform's own host names."
+  default     = ""
+
+  validation {
+    condition     = var.domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
+    error_message = "The domain must be a lowercase DNS name such as example.com."
+  }
+}
+
+variable "promotion_readers" {
+  type        = list(string)
+  description = "IAM members (serviceAccount:<ci_service_account output> of the environments that promote from this one) that may read this environment's images. Set it in the stack of the environment promoted from (staging)."
+  default     = []
 }

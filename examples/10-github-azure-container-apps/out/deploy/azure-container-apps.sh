@@ -72,7 +72,7 @@ ready() {
     state="$(app revision show --name "$1" --revision "$2" --query properties.runningState --output tsv)"
     case "$state" in
       Running | RunningAtMaxScale) return 0 ;;
-      Failed | Degraded | Stopped) log "$2 is $state"; return 1 ;;
+      Failed | Degraded | Stopped | ActivationFailed) log "$2 is $state"; return 1 ;;
     esac
     if [ "$SECONDS" -ge "$deadline" ]; then log "$2 is still $state"; return 1; fi
     sleep "${POLL_INTERVAL:-10}"
@@ -92,6 +92,12 @@ route() {
 remember() {
   az tag update --resource-id "$(app show --name "${apps[$1]}" --query id --output tsv)" \
     --operation Merge --tags "shipforge-rollback=$2" --only-show-errors >/dev/null
+}
+
+# forget INDEX: the app has no recorded rollback revision any more.
+forget() {
+  az tag update --resource-id "$(app show --name "${apps[$1]}" --query id --output tsv)" \
+    --operation Delete --tags shipforge-rollback --only-show-errors >/dev/null
 }
 
 # run_job JOB IMAGE: the release job on IMAGE, awaited; 0 when it succeeded.
@@ -135,19 +141,25 @@ smoke_public() {
 }
 
 if [ "$action" = rollback ]; then
+  # Every target is known before anything moves: the revision the last verified deploy replaced.
+  targets=()
+  nows=()
   for i in "${!apps[@]}"; do
-    target="$(app show --name "${apps[$i]}" --query 'tags."shipforge-rollback"' --output tsv)"
-    [ -n "$target" ] && [ "$target" != None ] || die "${apps[$i]} has no recorded rollback revision (no deploy has succeeded since)"
-    now="$(current "$i")"
-    log "${apps[$i]}: $now -> $target"
-    app revision activate --name "${apps[$i]}" --revision "$target" >&2
-    ready "${apps[$i]}" "$target" || die "$target did not start again"
-    route "$i" "$target" "$now"
-    # The one rolled back from becomes the target: a second rollback undoes this one.
-    remember "$i" "$now"
+    targets[i]="$(app show --name "${apps[$i]}" --query 'tags."shipforge-rollback"' --output tsv)"
+    [ -n "${targets[$i]}" ] && [ "${targets[$i]}" != None ] ||
+      die "${apps[$i]} has no earlier verified revision recorded (no deploy has been verified since the last rollback)"
+    nows[i]="$(current "$i")"
+  done
+  for i in "${!apps[@]}"; do
+    log "${apps[$i]}: ${nows[$i]} -> ${targets[$i]}"
+    app revision activate --name "${apps[$i]}" --revision "${targets[$i]}" >&2
+    ready "${apps[$i]}" "${targets[$i]}" || die "${targets[$i]} did not start again (nothing was moved after it)"
+    route "$i" "${targets[$i]}" "${nows[$i]}"
+    # Nothing earlier is recorded: a second rollback refuses rather than return to the one left.
+    forget "$i"
   done
   smoke_public || die "rolled back, but the smoke test still fails"
-  log "rolled back every app of $environment"
+  log "rolled back and verified every app of $environment"
   exit 0
 fi
 

@@ -222,3 +222,25 @@ resource "azurerm_container_app" "worker" {
 
   depends_on = [azurerm_role_assignment.worker_pull, azurerm_role_assignment.worker_reads_database_url]
 }
+
+# web on the environment's domain, with a certificate Container Apps manages: the
+# CNAME ${var.domain} -> the app's FQDN and the TXT asuid record (output domain_records) must
+# exist before this apply (see README.md). Without a domain, the app's own FQDN serves.
+resource "azurerm_container_app_custom_domain" "web" {
+  count = var.domain == "" ? 0 : 1
+
+  name                                     = var.domain
+  container_app_id                         = azurerm_container_app.web.id
+  container_app_environment_certificate_id = azurerm_container_app_environment_managed_certificate.web[0].id
+  certificate_binding_type                 = "SniEnabled"
+}
+
+resource "azurerm_container_app_environment_managed_certificate" "web" {
+  count = var.domain == "" ? 0 : 1
+
+  name                         = "web-${var.environment}"
+  container_app_environment_id = azurerm_container_app_environment.main.id
+  subject_name                 = var.domain
+  domain_control_validation    = "CNAME"
+  tags                         = local.tags
+}

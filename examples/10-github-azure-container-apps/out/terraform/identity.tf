@@ -21,6 +21,9 @@ resource "azurerm_role_assignment" "web_reads_database_url" {
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_user_assigned_identity.web.principal_id
   principal_type       = "ServicePrincipal"
+
+  # The secret Terraform writes must exist before a role can be scoped to it.
+  depends_on = [azurerm_key_vault_secret.database_url]
 }
 
 resource "azurerm_user_assigned_identity" "worker" {
@@ -42,4 +45,7 @@ resource "azurerm_role_assignment" "worker_reads_database_url" {
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_user_assigned_identity.worker.principal_id
   principal_type       = "ServicePrincipal"
+
+  # The secret Terraform writes must exist before a role can be scoped to it.
+  depends_on = [azurerm_key_vault_secret.database_url]
 }

@@ -14,6 +14,7 @@ locals {
       storage_prefix   = "stsurveyproduction"
       postgres_prefix  = "psql-survey-production"
       redis_prefix     = "redis-survey-production"
+      redis_endpoint   = "pe-survey-production-redis"
       ci_identity      = "id-survey-production-ci"
       services = {
         web = {
@@ -39,6 +40,7 @@ locals {
       storage_prefix   = "stsurveystaging"
       postgres_prefix  = "psql-survey-staging"
       redis_prefix     = "redis-survey-staging"
+      redis_endpoint   = "pe-survey-staging-redis"
       ci_identity      = "id-survey-staging-ci"
       services = {
         web = {

@@ -6,6 +6,11 @@ output "client_id" {
   value       = azurerm_user_assigned_identity.ci.client_id
 }
 
+output "ci_principal_id" {
+  description = "Principal ID of the CI identity: promotion_readers of the environment this one promotes from."
+  value       = azurerm_user_assigned_identity.ci.principal_id
+}
+
 output "tenant_id" {
   description = "Entra ID tenant (CI variable AZURE_TENANT_ID)."
   value       = data.azurerm_client_config.current.tenant_id
@@ -73,4 +78,11 @@ output "key_vault_secrets" {
 output "postgres_host" {
   description = "Private host name of the PostgreSQL server (for DATABASE_URL, with sslmode=require)."
   value       = azurerm_postgresql_flexible_server.postgres.fqdn
+}
+
+output "domain_records" {
+  description = "DNS records each public service's custom domain needs before the apply that creates it (null without a domain): a CNAME to the app and a TXT asuid record."
+  value = {
+    web = var.domain == "" ? null : { cname = "${var.domain} CNAME ${azurerm_container_app.web.ingress[0].fqdn}", txt = "asuid.${var.domain} TXT ${azurerm_container_app.web.custom_domain_verification_id}" }
+  }
 }

@@ -2,7 +2,7 @@
 # In its own delegated subnet with a private address only, TLS required (the server default),
 # geo-redundant backups with point-in-time restore, a zone-redundant standby. The administrator
 # password is an ephemeral variable sent as a write-only value: it never enters plan or state.
-# Create the application's own role and store DATABASE_URL in Key Vault (see README.md).
+# Terraform writes DATABASE_URL to Key Vault (write-only) from the server it creates.
 resource "azurerm_private_dns_zone" "postgres" {
   name                = "${local.names.stack}.private.postgres.database.azure.com"
   resource_group_name = azurerm_resource_group.main.name
@@ -10,11 +10,10 @@ resource "azurerm_private_dns_zone" "postgres" {
 }
 
 resource "azurerm_private_dns_zone_virtual_network_link" "postgres" {
-  name                  = "${local.names.stack}-postgres"
-  resource_group_name   = azurerm_resource_group.main.name
-  private_dns_zone_name = azurerm_private_dns_zone.postgres.name
-  virtual_network_id    = azurerm_virtual_network.main.id
-  tags                  = local.tags
+  name                = "${local.names.stack}-postgres"
+  private_dns_zone_id = azurerm_private_dns_zone.postgres.id
+  virtual_network_id  = azurerm_virtual_network.main.id
+  tags                = local.tags
 }
 
 resource "azurerm_postgresql_flexible_server" "postgres" {
@@ -70,6 +69,20 @@ resource "azurerm_postgresql_flexible_server_database" "app" {
   server_id = azurerm_postgresql_flexible_server.postgres.id
   charset   = "UTF8"
   collation = "en_US.utf8"
+}
+
+# DATABASE_URL from the administrator password given to this apply (an ephemeral variable),
+# written only to Key Vault (write-only: never in plan, state or outputs), in the same apply as
+# the server; it is rewritten with the password whenever postgres_admin_password_version changes.
+resource "azurerm_key_vault_secret" "database_url" {
+  #checkov:skip=CKV_AZURE_41:A connection URL does not expire by date; it changes with postgres_admin_password_version.
+  name             = "database-url"
+  key_vault_id     = azurerm_key_vault.main.id
+  content_type     = "text/uri-list"
+  value_wo         = "postgresql://app_admin:${urlencode(var.postgres_admin_password)}@${azurerm_postgresql_flexible_server.postgres.fqdn}:5432/survey?sslmode=require"
+  value_wo_version = var.postgres_admin_password_version
+
+  depends_on = [azurerm_role_assignment.deployer_sets_secrets, azurerm_postgresql_flexible_server_database.app]
 }
 
 resource "azurerm_postgresql_flexible_server_configuration" "log_checkpoints" {

@@ -131,3 +131,20 @@ variable "postgres_admin_password_version" {
   description = "Increase by one to send a new postgres_admin_password to the server (rotation)."
   default     = 1
 }
+
+variable "domain" {
+  type        = string
+  description = "DNS name the public services are served on in this environment (the only public service gets the domain itself), with a certificate the platform manages. Empty (an environment without a domain in shipforge.yaml): the platform's own host names."
+  default     = ""
+
+  validation {
+    condition     = var.domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
+    error_message = "The domain must be a lowercase DNS name such as example.com."
+  }
+}
+
+variable "promotion_readers" {
+  type        = list(string)
+  description = "Principal IDs (the ci_principal_id output of the environments that promote from this one) that may read this environment's images. Set it in the stack of the environment promoted from (staging)."
+  default     = []
+}

@@ -52,3 +52,22 @@ resource "aws_ecr_lifecycle_policy" "api" {
     ]
   })
 }
+
+# Production promotes the digests verified here: when it runs in another account, its CI role
+# reads these repositories.
+resource "aws_ecr_repository_policy" "api" {
+  count = var.create_ecr_repositories && length(var.promotion_readers) > 0 ? 1 : 0
+
+  repository = aws_ecr_repository.api[0].name
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "PromotionReaders"
+        Effect    = "Allow"
+        Principal = { AWS = var.promotion_readers }
+        Action    = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+      },
+    ]
+  })
+}

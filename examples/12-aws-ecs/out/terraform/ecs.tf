@@ -184,7 +184,10 @@ resource "aws_ecs_service" "api" {
     ignore_changes = [task_definition, desired_count]
   }
 
-  depends_on = [aws_lb_listener.https]
+  # A public service's target group must be attached to the load balancer (by its listener
+  # rule or listener) before the service is created, or CreateService fails; tasks with EFS
+  # volumes fail to start while the mount targets are still being created.
+  depends_on = [aws_lb_listener.https, aws_lb_listener.plain_api]
 }
 
 resource "aws_appautoscaling_target" "api" {

@@ -7,7 +7,7 @@ output "aws_region" {
 }
 
 output "ci_role_arn" {
-  description = "Role the GitHub workflow assumes through OIDC (CI variable AWS_ROLE_ARN)."
+  description = "Role the GitHub Actions jobs assume through OIDC (CI variable AWS_ROLE_ARN)."
   value       = aws_iam_role.ci.arn
 }
 
@@ -66,9 +66,9 @@ output "load_balancer_zone_id" {
 }
 
 output "public_urls" {
-  description = "HTTPS URL of each public service (smoke tests hit <url><health path>)."
+  description = "URL of each public service (smoke tests hit <url><health path>): HTTPS on the domain, or plain HTTP on the load balancer's DNS name in an environment without a domain (CI variable SMOKE_URL_<SERVICE> there)."
   value = {
-    api = "https://${var.domain}"
+    api = local.tls ? "https://${var.domain}" : "http://${aws_lb.main.dns_name}"
   }
 }
 
@@ -85,11 +85,6 @@ output "secret_arns" {
 output "postgres_endpoint" {
   description = "host:port of the PostgreSQL database (for DATABASE_URL)."
   value       = aws_db_instance.postgres.endpoint
-}
-
-output "postgres_master_secret_arn" {
-  description = "Secrets Manager secret RDS keeps the master user's password in."
-  value       = aws_db_instance.postgres.master_user_secret[0].secret_arn
 }
 
 output "redis_endpoint" {

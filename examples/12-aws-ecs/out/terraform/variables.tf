@@ -34,13 +34,13 @@ variable "github_repository" {
 
 variable "create_github_oidc_provider" {
   type        = bool
-  description = "Create the account's GitHub OIDC provider. An account has at most one: set false in every stack after the first in the same account."
+  description = "Create the account's OIDC provider for GitHub Actions (token.actions.githubusercontent.com). An account has one per issuer: the first environment's stack in an account creates it, the others set false (environments/*.tfvars does so for every environment after the first)."
   default     = true
 }
 
 variable "create_ecr_repositories" {
   type        = bool
-  description = "Create the ECR repositories (<project>-<image>). They belong to the account and region: set false when another environment's stack in the same account and region created them."
+  description = "Create the ECR repositories (<project>-<image>). They belong to the account and region: the first environment's stack creates them, the others set false (environments/*.tfvars does so for every environment after the first; set true for an environment in another account or region)."
   default     = true
 }
 
@@ -56,21 +56,23 @@ variable "image_tag" {
 
 variable "domain" {
   type        = string
-  description = "DNS name the public services are served on in this environment (the only public service gets the domain itself). Point it at the load balancer."
+  description = "DNS name the public services are served on in this environment (the only public service gets the domain itself). Point it at the load balancer. Empty (an environment without a domain in shipforge.yaml): plain HTTP on the load balancer's own DNS name, see output public_urls."
+  default     = ""
 
   validation {
-    condition     = can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
+    condition     = var.domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
     error_message = "The domain must be a lowercase DNS name such as example.com."
   }
 }
 
 variable "certificate_arn" {
   type        = string
-  description = "ARN of an issued ACM certificate (same region) covering the public host names; the HTTPS listener serves it."
+  description = "ARN of an issued ACM certificate (same region) covering the public host names; the HTTPS listener serves it. Required with a domain, empty without one."
+  default     = ""
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$", var.certificate_arn))
-    error_message = "The certificate_arn must be an ACM certificate ARN."
+    condition     = var.domain == "" ? var.certificate_arn == "" : can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$", var.certificate_arn))
+    error_message = "With a domain, certificate_arn must be an ACM certificate ARN covering its host names; without a domain, leave it empty."
   }
 }
 
@@ -87,12 +89,12 @@ variable "ingress_cidrs" {
 
 variable "availability_zones" {
   type        = list(string)
-  description = "The two availability zones of the subnets; empty means <region>a and <region>b."
+  description = "The two availability zones of the subnets; empty means the first two available ones of the account (zone names are mapped per account)."
   default     = []
 
   validation {
     condition     = length(var.availability_zones) == 0 || length(var.availability_zones) == 2
-    error_message = "Give exactly two availability zones, or none for <region>a and <region>b."
+    error_message = "Give exactly two availability zones, or none for the account's first two."
   }
 }
 
@@ -172,4 +174,22 @@ variable "redis_node_type" {
     condition     = startswith(var.redis_node_type, "cache.")
     error_message = "The node type must be an ElastiCache type such as cache.t4g.small."
   }
+}
+
+variable "postgres_password_version" {
+  type        = number
+  description = "Version of the generated PostgreSQL password: increase it to rotate the password and DATABASE_URL together (both are write-only and sent only when this changes)."
+  default     = 1
+}
+
+variable "redis_auth_version" {
+  type        = number
+  description = "Version of the Redis credential in REDIS_URL: increase it to rewrite REDIS_URL (and, where Terraform generates it, rotate the credential)."
+  default     = 1
+}
+
+variable "promotion_readers" {
+  type        = list(string)
+  description = "IAM role ARNs (the ci_role_arn output of the environments that promote from this one, when they run in another account) that may read this environment's images. Set it in the stack of the environment promoted from (staging)."
+  default     = []
 }

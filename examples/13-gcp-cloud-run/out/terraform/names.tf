@@ -4,11 +4,13 @@
 locals {
   names_by_environment = {
     "production" = {
-      stack         = "catalog-production"
-      ci_account    = "catalog-production-ci"
-      identity_pool = "catalog-production-github"
-      postgres      = "catalog-production-pg"
-      redis         = "catalog-production-redis"
+      stack            = "catalog-production"
+      ci_account       = "catalog-production-ci"
+      deny_ingress     = "catalog-production-deny-ingress"
+      private_services = "catalog-production-private-services"
+      identity_pool    = "catalog-production-github"
+      postgres         = "catalog-production-pg"
+      redis            = "catalog-production-redis"
       services = {
         api = {
           service = "catalog-production-api"
@@ -18,11 +20,13 @@ locals {
       }
     }
     "staging" = {
-      stack         = "catalog-staging"
-      ci_account    = "catalog-staging-ci"
-      identity_pool = "catalog-staging-github"
-      postgres      = "catalog-staging-pg"
-      redis         = "catalog-staging-redis"
+      stack            = "catalog-staging"
+      ci_account       = "catalog-staging-ci"
+      deny_ingress     = "catalog-staging-deny-ingress"
+      private_services = "catalog-staging-private-services"
+      identity_pool    = "catalog-staging-github"
+      postgres         = "catalog-staging-pg"
+      redis            = "catalog-staging-redis"
       services = {
         api = {
           service = "catalog-staging-api"

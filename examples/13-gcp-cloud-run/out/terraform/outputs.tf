@@ -76,3 +76,10 @@ output "postgres_instance" {
   description = "Cloud SQL instance name, for gcloud sql users create."
   value       = google_sql_database_instance.postgres.name
 }
+
+output "domain_records" {
+  description = "DNS records each public service's domain mapping needs (null without a domain); the certificate is issued once they resolve."
+  value = {
+    api = one(google_cloud_run_domain_mapping.api[*].status[0].resource_records)
+  }
+}

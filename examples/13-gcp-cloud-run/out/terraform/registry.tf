@@ -31,3 +31,13 @@ locals {
     api = "${local.registry}/catalog-api"
   }
 }
+
+# Production promotes the digests verified here: its CI identity reads this repository.
+resource "google_artifact_registry_repository_iam_member" "promotion_readers" {
+  for_each = toset(var.promotion_readers)
+
+  repository = google_artifact_registry_repository.images.name
+  location   = var.region
+  role       = "roles/artifactregistry.reader"
+  member     = each.value
+}

@@ -120,7 +120,7 @@ resource "google_cloud_run_v2_service" "api" {
     ignore_changes = [client, client_version, traffic, template[0].revision, template[0].containers[0].image]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.database_url_api, google_secret_manager_secret_iam_member.jwt_signing_key_api]
+  depends_on = [google_secret_manager_secret_iam_member.database_url_api, google_secret_manager_secret_version.database_url, google_secret_manager_secret_iam_member.jwt_signing_key_api]
 }
 
 # Release job of api: runs its `release` command once before each rollout.
@@ -200,5 +200,23 @@ resource "google_cloud_run_v2_job" "api_release" {
     ignore_changes = [client, client_version, template[0].template[0].containers[0].image]
   }
 
-  depends_on = [google_secret_manager_secret_iam_member.database_url_api, google_secret_manager_secret_iam_member.jwt_signing_key_api]
+  depends_on = [google_secret_manager_secret_iam_member.database_url_api, google_secret_manager_secret_version.database_url, google_secret_manager_secret_iam_member.jwt_signing_key_api]
+}
+
+# api on the environment's domain: Cloud Run maps the host name and provisions its
+# certificate once the domain is verified for the project and the DNS records of output
+# domain_records exist (see README.md). Without a domain, the service's run.app URL serves.
+resource "google_cloud_run_domain_mapping" "api" {
+  count = var.domain == "" ? 0 : 1
+
+  name     = var.domain
+  location = var.region
+
+  metadata {
+    namespace = var.project_id
+  }
+
+  spec {
+    route_name = google_cloud_run_v2_service.api.name
+  }
 }

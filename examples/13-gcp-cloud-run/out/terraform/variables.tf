@@ -107,3 +107,26 @@ variable "postgres_high_availability" {
   description = "Run a standby in a second zone of the region (Cloud SQL REGIONAL availability)."
   default     = true
 }
+
+variable "postgres_password_version" {
+  type        = number
+  description = "Version of the generated PostgreSQL password: increase it to rotate the password and DATABASE_URL together (both are write-only and sent only when this changes)."
+  default     = 1
+}
+
+variable "domain" {
+  type        = string
+  description = "DNS name the public services are served on in this environment (the only public service gets the domain itself), with a certificate the platform manages. Empty (an environment without a domain in shipforge.yaml): the platform's own host names."
+  default     = ""
+
+  validation {
+    condition     = var.domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
+    error_message = "The domain must be a lowercase DNS name such as example.com."
+  }
+}
+
+variable "promotion_readers" {
+  type        = list(string)
+  description = "IAM members (serviceAccount:<ci_service_account output> of the environments that promote from this one) that may read this environment's images. Set it in the stack of the environment promoted from (staging)."
+  default     = []
+}

@@ -197,3 +197,25 @@ resource "azurerm_container_app" "parser" {
 
   depends_on = [azurerm_role_assignment.parser_pull, azurerm_role_assignment.parser_reads_redis_url]
 }
+
+# api on the environment's domain, with a certificate Container Apps manages: the
+# CNAME ${var.domain} -> the app's FQDN and the TXT asuid record (output domain_records) must
+# exist before this apply (see README.md). Without a domain, the app's own FQDN serves.
+resource "azurerm_container_app_custom_domain" "api" {
+  count = var.domain == "" ? 0 : 1
+
+  name                                     = var.domain
+  container_app_id                         = azurerm_container_app.api.id
+  container_app_environment_certificate_id = azurerm_container_app_environment_managed_certificate.api[0].id
+  certificate_binding_type                 = "SniEnabled"
+}
+
+resource "azurerm_container_app_environment_managed_certificate" "api" {
+  count = var.domain == "" ? 0 : 1
+
+  name                         = "api-${var.environment}"
+  container_app_environment_id = azurerm_container_app_environment.main.id
+  subject_name                 = var.domain
+  domain_control_validation    = "CNAME"
+  tags                         = local.tags
+}

@@ -21,6 +21,9 @@ resource "azurerm_role_assignment" "api_reads_redis_url" {
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_user_assigned_identity.api.principal_id
   principal_type       = "ServicePrincipal"
+
+  # The secret Terraform writes must exist before a role can be scoped to it.
+  depends_on = [azurerm_key_vault_secret.redis_url]
 }
 
 resource "azurerm_role_assignment" "api_reads_webhook_secret" {
@@ -49,4 +52,7 @@ resource "azurerm_role_assignment" "parser_reads_redis_url" {
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_user_assigned_identity.parser.principal_id
   principal_type       = "ServicePrincipal"
+
+  # The secret Terraform writes must exist before a role can be scoped to it.
+  depends_on = [azurerm_key_vault_secret.redis_url]
 }

@@ -14,6 +14,7 @@ locals {
       storage_prefix   = "stinboxproduction"
       postgres_prefix  = "psql-inbox-production"
       redis_prefix     = "redis-inbox-production"
+      redis_endpoint   = "pe-inbox-production-redis"
       ci_identity      = "id-inbox-production-ci"
       services = {
         api = {
@@ -39,6 +40,7 @@ locals {
       storage_prefix   = "stinboxstaging"
       postgres_prefix  = "psql-inbox-staging"
       redis_prefix     = "redis-inbox-staging"
+      redis_endpoint   = "pe-inbox-staging-redis"
       ci_identity      = "id-inbox-staging-ci"
       services = {
         api = {

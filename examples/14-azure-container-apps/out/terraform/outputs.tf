@@ -6,6 +6,11 @@ output "client_id" {
   value       = azurerm_user_assigned_identity.ci.client_id
 }
 
+output "ci_principal_id" {
+  description = "Principal ID of the CI identity: promotion_readers of the environment this one promotes from."
+  value       = azurerm_user_assigned_identity.ci.principal_id
+}
+
 output "tenant_id" {
   description = "Entra ID tenant (CI variable AZURE_TENANT_ID)."
   value       = data.azurerm_client_config.current.tenant_id
@@ -65,11 +70,18 @@ output "key_vault_secrets" {
 }
 
 output "redis_host" {
-  description = "Host name of Redis, resolved to its private endpoint inside the network (REDIS_URL is rediss://:<access key>@<host>:6380/0)."
-  value       = azurerm_redis_cache.redis.hostname
+  description = "Host name of Azure Managed Redis, resolved to its private endpoint inside the network (TLS on port 10000; Terraform writes REDIS_URL to Key Vault)."
+  value       = azurerm_managed_redis.redis.hostname
 }
 
 output "redis_name" {
-  description = "Name of the cache, for az redis list-keys."
-  value       = azurerm_redis_cache.redis.name
+  description = "Name of the Azure Managed Redis instance (az redisenterprise)."
+  value       = azurerm_managed_redis.redis.name
+}
+
+output "domain_records" {
+  description = "DNS records each public service's custom domain needs before the apply that creates it (null without a domain): a CNAME to the app and a TXT asuid record."
+  value = {
+    api = var.domain == "" ? null : { cname = "${var.domain} CNAME ${azurerm_container_app.api.ingress[0].fqdn}", txt = "asuid.${var.domain} TXT ${azurerm_container_app.api.custom_domain_verification_id}" }
+  }
 }

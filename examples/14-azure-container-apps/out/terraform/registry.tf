@@ -24,3 +24,13 @@ locals {
     api = "${azurerm_container_registry.main.login_server}/inbox-api"
   }
 }
+
+# Production promotes the digests verified here: its CI identity pulls from this registry.
+resource "azurerm_role_assignment" "promotion_readers" {
+  for_each = toset(var.promotion_readers)
+
+  scope                = azurerm_container_registry.main.id
+  role_definition_name = "AcrPull"
+  principal_id         = each.value
+  principal_type       = "ServicePrincipal"
+}

@@ -80,13 +80,36 @@ variable "deletion_protection" {
   default     = true
 }
 
-variable "redis_capacity" {
-  type        = number
-  description = "Size of the Azure Cache for Redis (Standard C family: 0 = 250 MB ... 6 = 53 GB)."
-  default     = 1
+variable "redis_sku" {
+  type        = string
+  description = "Azure Managed Redis SKU: Balanced_B0 (0.5 GB) ... Balanced_B1000, or a MemoryOptimized_/ComputeOptimized_/FlashOptimized_ size."
+  default     = "Balanced_B1"
 
   validation {
-    condition     = var.redis_capacity >= 0 && var.redis_capacity <= 6
-    error_message = "The Redis capacity must be between 0 and 6."
+    condition     = can(regex("^(Balanced|MemoryOptimized|ComputeOptimized|FlashOptimized)_[A-Z][0-9]+$", var.redis_sku))
+    error_message = "The Redis SKU must be an Azure Managed Redis SKU such as Balanced_B1."
   }
+}
+
+variable "redis_auth_version" {
+  type        = number
+  description = "Version of the Redis credential in REDIS_URL: increase it to rewrite REDIS_URL (and, where Terraform generates it, rotate the credential)."
+  default     = 1
+}
+
+variable "domain" {
+  type        = string
+  description = "DNS name the public services are served on in this environment (the only public service gets the domain itself), with a certificate the platform manages. Empty (an environment without a domain in shipforge.yaml): the platform's own host names."
+  default     = ""
+
+  validation {
+    condition     = var.domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
+    error_message = "The domain must be a lowercase DNS name such as example.com."
+  }
+}
+
+variable "promotion_readers" {
+  type        = list(string)
+  description = "Principal IDs (the ci_principal_id output of the environments that promote from this one) that may read this environment's images. Set it in the stack of the environment promoted from (staging)."
+  default     = []
 }

@@ -7,7 +7,7 @@ output "aws_region" {
 }
 
 output "ci_role_arn" {
-  description = "Role the GitHub workflow assumes through OIDC (CI variable AWS_ROLE_ARN)."
+  description = "Role the GitHub Actions jobs assume through OIDC (CI variable AWS_ROLE_ARN)."
   value       = aws_iam_role.ci.arn
 }
 

@@ -34,13 +34,13 @@ variable "github_repository" {
 
 variable "create_github_oidc_provider" {
   type        = bool
-  description = "Create the account's GitHub OIDC provider. An account has at most one: set false in every stack after the first in the same account."
+  description = "Create the account's OIDC provider for GitHub Actions (token.actions.githubusercontent.com). An account has one per issuer: the first environment's stack in an account creates it, the others set false (environments/*.tfvars does so for every environment after the first)."
   default     = true
 }
 
 variable "create_ecr_repositories" {
   type        = bool
-  description = "Create the ECR repositories (<project>-<image>). They belong to the account and region: set false when another environment's stack in the same account and region created them."
+  description = "Create the ECR repositories (<project>-<image>). They belong to the account and region: the first environment's stack creates them, the others set false (environments/*.tfvars does so for every environment after the first; set true for an environment in another account or region)."
   default     = true
 }
 
@@ -56,12 +56,12 @@ variable "image_tag" {
 
 variable "availability_zones" {
   type        = list(string)
-  description = "The two availability zones of the subnets; empty means <region>a and <region>b."
+  description = "The two availability zones of the subnets; empty means the first two available ones of the account (zone names are mapped per account)."
   default     = []
 
   validation {
     condition     = length(var.availability_zones) == 0 || length(var.availability_zones) == 2
-    error_message = "Give exactly two availability zones, or none for <region>a and <region>b."
+    error_message = "Give exactly two availability zones, or none for the account's first two."
   }
 }
 
@@ -91,4 +91,10 @@ variable "deletion_protection" {
   type        = bool
   description = "Protect the load balancer and databases from deletion (turn off only to destroy the stack)."
   default     = true
+}
+
+variable "promotion_readers" {
+  type        = list(string)
+  description = "IAM role ARNs (the ci_role_arn output of the environments that promote from this one, when they run in another account) that may read this environment's images. Set it in the stack of the environment promoted from (staging)."
+  default     = []
 }

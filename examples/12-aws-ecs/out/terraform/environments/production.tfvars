@@ -3,4 +3,5 @@
 # Inputs the descriptor cannot know (region, github_repository, image_tag, certificate_arn) are
 # given on the command line or as TF_VAR_<name> variables; see README.md.
 environment = "production"
-domain      = "orders.example.com"
+
+domain = "orders.example.com"

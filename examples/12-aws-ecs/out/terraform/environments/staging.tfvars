@@ -3,4 +3,10 @@
 # Inputs the descriptor cannot know (region, github_repository, image_tag, certificate_arn) are
 # given on the command line or as TF_VAR_<name> variables; see README.md.
 environment = "staging"
-domain      = "staging.orders.example.com"
+
+domain = "staging.orders.example.com"
+
+# The production stack creates the account's OIDC provider and the ECR repositories; this
+# one looks them up. Set both true if staging lives in another AWS account (or region).
+create_github_oidc_provider = false
+create_ecr_repositories     = false

@@ -3,3 +3,8 @@
 # Inputs the descriptor cannot know (region, github_repository, image_tag) are
 # given on the command line or as TF_VAR_<name> variables; see README.md.
 environment = "staging"
+
+# The production stack creates the account's OIDC provider and the ECR repositories; this
+# one looks them up. Set both true if staging lives in another AWS account (or region).
+create_github_oidc_provider = false
+create_ecr_repositories     = false
