@@ -172,12 +172,19 @@ def validate(
 
 
 def _build_warnings(project: Any, descriptor: Path) -> list[Issue]:
-    from generator.check.drift import missing_build_files
+    from generator.check.drift import missing_build_files, yarn_mismatches
     from generator.errors import Issue
 
+    root = descriptor.parent
     return [
-        Issue(f"COPY {name} would fail: no {name}", dockerfile, hint=hint)
-        for dockerfile, name, hint in missing_build_files(project, descriptor.parent)
+        *(
+            Issue(f"COPY {name} would fail: no {name}", dockerfile, hint=hint)
+            for dockerfile, name, hint in missing_build_files(project, root)
+        ),
+        *(
+            Issue(message, source, hint=hint)
+            for source, message, hint in yarn_mismatches(project, root)
+        ),
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -119,6 +120,10 @@ def check_drift(descriptor: Path, root: Path, report: Report, strict: bool) -> s
                 f"COPY {name} fails: there is no {name} in the build context ({hint})",
             )
         )
+    for source, message, hint in yarn_mismatches(project, root):
+        report.problems.append(
+            Problem("shipforge", "yarn-major", source, None, f"{message} ({hint})")
+        )
     states = {
         "create": "missing",
         "update": "stale",
@@ -205,6 +210,74 @@ def missing_build_files(project: Any, root: Path) -> list[tuple[str, str, str]]:
             )
             missing.append((image.dockerfile, name, hint))
     return missing
+
+
+# Subcommands one Yarn major has and the other does not (Yarn 1 classic, 2+ "berry"), as the
+# commands and `release` lines of a descriptor use them.
+YARN_ONLY_BERRY = re.compile(r"\byarn\s+(dlx|node|workspaces\s+focus|up|constraints)\b")
+YARN_ONLY_CLASSIC = re.compile(
+    r"\byarn\s+(global|upgrade|check|licenses|generate-lock-entry|outdated)\b"
+    r"|\byarn\b[^&;|]*\s--prod(uction)?\b"
+)
+
+
+def yarn_mismatches(project: Any, root: Path) -> list[tuple[str, str, str]]:
+    """Yarn commands of the descriptor that the project's Yarn major cannot run.
+
+    (file that fixes the major, message, what to do) for each. The major is the one the
+    Dockerfile installs: package.json's packageManager, else Yarn 1 for a v1 lockfile. A
+    Yarn 2+ project without `nodeLinker: node-modules` installs with Plug'n'Play, where a
+    plain `node` finds none of the dependencies.
+    """
+    reader = RepoReader(root)
+    found = []
+    for image in project.dockerfiles:
+        if image.package_manager != "yarn":
+            continue
+        context = root / image.path
+        manifest = reader.read_text(context / "package.json") or ""
+        pin = re.search(r'"packageManager"\s*:\s*"yarn@(\d+)', manifest)
+        lockfile = reader.read_text(context / "yarn.lock") or ""
+        if pin:
+            major, source = int(pin.group(1)), f"{image.path}/package.json".removeprefix("./")
+        elif "# yarn lockfile v1" in lockfile:
+            major, source = 1, f"{image.path}/yarn.lock".removeprefix("./")
+        else:
+            continue  # no lockfile (reported above) or a 2+ lockfile the build itself refuses
+        settings = reader.read_text(context / ".yarnrc.yml") or ""
+        plug_n_play = major >= 2 and not re.search(
+            r"^nodeLinker:\s*[\"']?(node-modules|pnpm)", settings, re.MULTILINE
+        )
+        for service in project.services:
+            if service.image != image.name:
+                continue
+            for key in ("command", "build", "release"):
+                line = getattr(service, key)
+                place = f"services.{service.name}.{key}"
+                missing = (YARN_ONLY_BERRY if major == 1 else YARN_ONLY_CLASSIC).search(line)
+                if missing:
+                    other = "2 or later" if major == 1 else "1"
+                    found.append(
+                        (
+                            source,
+                            f"{place} runs `{missing.group(0)}`, which Yarn {major} does not "
+                            f"have (only Yarn {other})",
+                            "write it for the project's Yarn, or pin the other major with "
+                            "`yarn set version` (packageManager)",
+                        )
+                    )
+                elif plug_n_play and re.match(r"(node|npx)\s", line):
+                    found.append(
+                        (
+                            source,
+                            f"{place} runs `{line.split()[0]}` directly, but Yarn {major} "
+                            "installs with Plug'n'Play here (.yarnrc.yml sets no nodeLinker), "
+                            "so it finds none of the dependencies",
+                            "add `nodeLinker: node-modules` to .yarnrc.yml, or run it as "
+                            "`yarn node ...`",
+                        )
+                    )
+    return found
 
 
 def _drift(report: Report, path: str, status: str, why: str, strict: bool) -> None:
