@@ -1,3 +1,3 @@
 """shipforge: deployment files from one descriptor."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

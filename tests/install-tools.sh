@@ -68,9 +68,10 @@ install_apt() {
 
 install_venv() {
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-    # The install is editable, so only a changed pyproject.toml needs a new pip run.
+    # The install is editable, so only a changed pyproject.toml (or the version it reads from
+    # generator/__init__.py) needs a new pip run.
     local stamp=.venv/.shipforge-pyproject.sha256 sum
-    sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    sum=$(cat pyproject.toml generator/__init__.py | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
         echo "    .[test,lint,dev] already installed for this pyproject.toml"
         return
