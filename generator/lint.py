@@ -190,14 +190,16 @@ def _json(text: str) -> Any:
 # --- one function per tool --------------------------------------------------------------------
 
 
-def hadolint(paths: Paths) -> LintResult:
+def hadolint(paths: Paths, config_path: StrPath | None = None) -> LintResult:
     tool, files = "hadolint", _as_list(paths)
     exe = find_tool(tool)
     if exe is None:
         return _skipped(tool, tool)
     if bad := _precheck(tool, files):
         return _done(tool, bad)
-    proc = _run([exe, "--no-color", "--failure-threshold", "warning", "-f", "json", *files])
+    config = os.fspath(config_path or NEUTRAL_HADOLINT_CONFIG)
+    args = ["--no-color", "--config", config, "--failure-threshold", "warning", "-f", "json"]
+    proc = _run([exe, *args, *files])
     data = _json(proc.out)
     # rc 1 with empty output is a crash (e.g. unreadable file), not a clean result.
     if not isinstance(data, list) or proc.rc not in (0, 1) or (proc.rc == 1 and not data):
@@ -300,6 +302,11 @@ _YAMLLINT_LINE = re.compile(
     r"^(?P<path>.*):(?P<line>\d+):(?P<col>\d+): \[(?P<level>\w+)\] (?P<msg>.*?)(?: \((?P<rule>[\w-]+)\))?$"
 )
 DEFAULT_YAMLLINT_CONFIG = Path(__file__).with_name("yamllint.yaml")
+# Configurations that change nothing, passed when the checked repository has no (safe) own
+# one: without an explicit file, hadolint, actionlint and zizmor look for theirs in the
+# current folder or the repository, where a link could point them at any file.
+NEUTRAL_HADOLINT_CONFIG = Path(__file__).with_name("hadolint.yaml")
+NEUTRAL_ACTIONLINT_CONFIG = Path(__file__).with_name("actionlint.yaml")
 
 
 def yamllint(paths: Paths, config_path: StrPath | None = None) -> LintResult:
@@ -407,7 +414,7 @@ def detect_secrets(paths: Paths) -> LintResult:
     return _done(tool, findings)
 
 
-def actionlint(paths: Paths) -> LintResult:
+def actionlint(paths: Paths, config_path: StrPath | None = None) -> LintResult:
     tool, files = "actionlint", _as_list(paths)
     exe = find_tool(tool)
     if exe is None:
@@ -427,8 +434,12 @@ def actionlint(paths: Paths) -> LintResult:
             "{{json .}}",
             f"-shellcheck={shellcheck_exe}",
             "-pyflakes=",
+            "-config-file",
+            os.fspath(config_path or NEUTRAL_ACTIONLINT_CONFIG),
             *files,
-        ]
+        ],
+        # The shellcheck it runs on each `run:` script reads no .shellcheckrc either.
+        env={**os.environ, "SHELLCHECK_OPTS": "--norc"},
     )
     data = _json(proc.out)
     # rc 1: problems found; 2: bad arguments; 3: fatal error.
@@ -444,7 +455,7 @@ def actionlint(paths: Paths) -> LintResult:
     return _done(tool, findings)
 
 
-def zizmor(paths: Paths) -> LintResult:
+def zizmor(paths: Paths, config_path: StrPath | None = None) -> LintResult:
     tool, files = "zizmor", _as_list(paths)
     exe = find_tool(tool)
     if exe is None:
@@ -463,6 +474,7 @@ def zizmor(paths: Paths) -> LintResult:
             "--no-progress",
             "--color",
             "never",
+            *(["--config", os.fspath(config_path)] if config_path else ["--no-config"]),
             *files,
         ]
     )
@@ -498,14 +510,16 @@ def zizmor(paths: Paths) -> LintResult:
     return _done(tool, findings)
 
 
-def shellcheck(paths: Paths) -> LintResult:
+def shellcheck(paths: Paths, rc_path: StrPath | None = None) -> LintResult:
     tool, files = "shellcheck", _as_list(paths)
     exe = find_tool(tool)
     if exe is None:
         return _skipped(tool, tool)
     if bad := _precheck(tool, files):
         return _done(tool, bad)
-    proc = _run([exe, "-f", "json1", *files])
+    # The given rc file, else none: shellcheck would search the scripts' folders upwards.
+    rc = [f"--rcfile={os.fspath(rc_path)}"] if rc_path else ["--norc"]
+    proc = _run([exe, *rc, "-f", "json1", *files])
     data = _json(proc.out)
     # rc 2 (e.g. unreadable file) still prints {"comments": []}: check the code first.
     if (

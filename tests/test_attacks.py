@@ -173,6 +173,41 @@ def test_a_yamllint_config_linked_out_is_not_used(repo: Path, outside: Path) -> 
     assert leaked(parsed) == []
 
 
+def test_linter_configs_linked_out_are_never_read_and_own_ones_are(
+    repo: Path, tmp_path: Path
+) -> None:
+    # Configurations outside that would silence the findings planted below: if a linter
+    # read one through the link, its finding would vanish from the report.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "hadolint.yaml").write_text("ignored: [DL3008]\n")
+    (elsewhere / "shellcheckrc").write_text("disable=SC2086\n")
+    (repo / "Dockerfile").write_text(
+        "FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends curl"
+        " && rm -rf /var/lib/apt/lists/*\nUSER 1000\n"
+    )
+    (repo / "deploy.sh").write_text('#!/bin/sh\nset -eu\nfoo="$1"\necho $foo\n')
+    (repo / ".hadolint.yaml").symlink_to(elsewhere / "hadolint.yaml")
+    (repo / ".shellcheckrc").symlink_to(elsewhere / "shellcheckrc")
+
+    def codes() -> set[str]:
+        # From inside the repository, where hadolint would look for its configuration.
+        result = shipforge("check", str(repo), "--skip", "checkov", "--format", "json", cwd=repo)
+        report = json.loads(result.stdout)
+        ran = {t["tool"] for t in report["tools"] if t["ran"]}
+        if not {"hadolint", "shellcheck"} <= ran:
+            pytest.skip("hadolint or shellcheck not installed (run tests/install-tools.sh)")
+        return {p["code"] for p in report["problems"]}
+
+    assert {"DL3008", "SC2086"} <= codes()
+    # The repository's own regular files are its configuration, as the tools would read them.
+    for link in (".hadolint.yaml", ".shellcheckrc"):
+        (repo / link).unlink()
+    (repo / ".hadolint.yaml").write_text("ignored: [DL3008]\n")
+    (repo / ".shellcheckrc").write_text("disable=SC2086\n")
+    assert not {"DL3008", "SC2086"} & codes()
+
+
 def test_manifest_paths_outside_the_repository_are_never_read(repo: Path, outside: Path) -> None:
     (repo / ".shipforge").mkdir()
     (repo / ".shipforge" / "manifest.json").write_text(

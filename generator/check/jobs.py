@@ -185,7 +185,13 @@ def plan_jobs(
             # check runs once (checkov's secrets scan was a large part of its time).
             lambda: lint.checkov(checkov_files, frameworks),
         )
-    add("hadolint", "hadolint", found.dockerfiles, lambda: lint.hadolint(at(found.dockerfiles)))
+    configs = {tool: _own_config(root, reader, tool) for tool in OWN_CONFIGS}
+    add(
+        "hadolint",
+        "hadolint",
+        found.dockerfiles,
+        lambda: lint.hadolint(at(found.dockerfiles), configs["hadolint"]),
+    )
     for compose_file in found.compose:
         env_file = _compose_env_example(root, compose_file, reader)
         add(
@@ -210,9 +216,14 @@ def plan_jobs(
             files,
             partial(lint.check_jsonschema, at(files), schema),
         )
-    add("actionlint", "actionlint", found.workflows, lambda: lint.actionlint(at(found.workflows)))
+    add(
+        "actionlint",
+        "actionlint",
+        found.workflows,
+        lambda: lint.actionlint(at(found.workflows), configs["actionlint"]),
+    )
     github = [*found.workflows, *found.actions]
-    add("zizmor", "zizmor", github, lambda: lint.zizmor(at(github)))
+    add("zizmor", "zizmor", github, lambda: lint.zizmor(at(github), configs["zizmor"]))
     kubernetes = [*at(found.kubernetes), *(str(p) for p in built.values())]
     add(
         f"kubernetes-validate ({options.kubernetes_version})",
@@ -221,8 +232,12 @@ def plan_jobs(
         lambda: lint.kubernetes_validate(kubernetes, options.kubernetes_version),
     )
     yaml_files = found.yaml_files()
-    config = _yamllint_config(root, reader)
-    add("yamllint", "yamllint", yaml_files, lambda: lint.yamllint(at(yaml_files), config))
+    add(
+        "yamllint",
+        "yamllint",
+        yaml_files,
+        lambda: lint.yamllint(at(yaml_files), configs["yamllint"]),
+    )
     for folder in found.terraform_dirs:
         add(
             f"terraform fmt ({folder})",
@@ -230,7 +245,12 @@ def plan_jobs(
             [folder],
             partial(lint.terraform_fmt, root / folder),
         )
-    add("shellcheck", "shellcheck", found.shell, lambda: lint.shellcheck(at(found.shell)))
+    add(
+        "shellcheck",
+        "shellcheck",
+        found.shell,
+        lambda: lint.shellcheck(at(found.shell), configs["shellcheck"]),
+    )
     generated_env = [p for p in found.env_examples if p in clean]
     own_env = [p for p in found.env_examples if p not in clean]
     add(
@@ -288,9 +308,24 @@ def _compose_env_example(root: Path, compose_file: str, reader: RepoReader) -> s
     return ""
 
 
-def _yamllint_config(root: Path, reader: RepoReader) -> Path | None:
-    """The repository's own yamllint configuration when it has one, else shipforge's."""
-    for name in (".yamllint", ".yamllint.yaml", ".yamllint.yml"):
+# Each linter's own configuration files in a repository, as the tool would find them.
+OWN_CONFIGS = {
+    "yamllint": (".yamllint", ".yamllint.yaml", ".yamllint.yml"),
+    "hadolint": (".hadolint.yaml", ".hadolint.yml"),
+    "actionlint": (".github/actionlint.yaml", ".github/actionlint.yml"),
+    "zizmor": ("zizmor.yml", ".github/zizmor.yml"),
+    "shellcheck": (".shellcheckrc",),
+}
+
+
+def _own_config(root: Path, reader: RepoReader, tool: str) -> Path | None:
+    """The repository's own configuration of a linter when it has one, else None.
+
+    Only a regular file inside the repository counts (the reader refuses links out, FIFOs
+    and devices, and notes why); the tools are then always given their configuration
+    explicitly, so none goes looking for one where a link could lead it elsewhere.
+    """
+    for name in OWN_CONFIGS[tool]:
         if reader.read_text(root / name) is not None:
             return root / name
     return None
