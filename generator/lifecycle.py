@@ -388,6 +388,21 @@ def upgrade(
     source = str(recorded["_src_path"])
     if template is not None:
         require_named_template(root, recorded, template)
+    elif trust:
+        # --trust runs the template's tasks without asking; the answers file is the
+        # repository's (a pull request can change it), so it never picks what is trusted.
+        raise LifecycleError(
+            "--trust needs --template",
+            (
+                Issue(
+                    f"_src_path names {source!r}, and --trust would run its code without "
+                    "asking; the answers file is the repository's, so it does not choose "
+                    "the template you trust",
+                    str(root / ANSWERS),
+                    hint=f"name the template you trust: --template {source} --trust",
+                ),
+            ),
+        )
     require_clean_git(root)
     require_no_ignored_edits(root)
     answers = answers_from_descriptor(descriptor)

@@ -325,6 +325,10 @@ def test_a_template_with_tasks_is_refused_unless_trusted(
     commit(generated, "answers")
     code, _, err = run("upgrade", "--to", "v1", cwd=generated)
     assert code == 1 and "runs code of its own" in err and not marker.exists()
+    # --trust alone would trust whatever the answers file names: it needs the template named.
+    code, _, err = run("upgrade", "--to", "v1", "--trust", cwd=generated)
+    assert code == 1 and "--trust needs --template" in err and "unexpectedly" not in err
+    assert f"--template {evil} --trust" in err and not marker.exists()
 
 
 @pytest.mark.parametrize(
