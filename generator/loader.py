@@ -730,6 +730,17 @@ _FREE_TEXT = ("project.description",)
 _ONE_LINE = ("build", "release")
 
 
+def _free_form(where: str) -> bool:
+    """Values the schema constrains by no pattern: commands, env values, free text."""
+    key = where.rsplit(".", 1)[-1]
+    return where in _FREE_TEXT or ".env." in where or key in ("command", *_ONE_LINE)
+
+
+def _control_characters(text: str) -> list[str]:
+    """C0 controls besides tab and line breaks, and DEL."""
+    return [c for c in text if (c < " " and c not in "\t\n\r") or c == "\x7f"]
+
+
 def _line_break_issues(data: Any, file: str, lines: Lines, where: str = "") -> list[Issue]:
     """Unicode line separators anywhere but free text; any line break in build and release."""
     found: list[Issue] = []
@@ -739,6 +750,19 @@ def _line_break_issues(data: Any, file: str, lines: Lines, where: str = "") -> l
     elif isinstance(data, list):
         for index, value in enumerate(data):
             found += _line_break_issues(value, file, lines, f"{where}[{index}]")
+    elif isinstance(data, str) and _free_form(where) and (controls := _control_characters(data)):
+        # No argument or environment value can hold one (execve ends strings at NUL; the
+        # others corrupt the files they are written into). Fields with a pattern refuse
+        # them in the schema already.
+        found.append(
+            Issue(
+                f"contains the control character U+{ord(controls[0]):04X}",
+                file,
+                lines.get(where),
+                where,
+                "remove it; a YAML escape such as \\0 or \\x01 writes one",
+            )
+        )
     elif isinstance(data, str) and where not in _FREE_TEXT and ".env." not in where:
         # Environment values are data every writer escapes or quotes (JSON, YAML, HCL escapes;
         # inside .env double quotes, where readers end lines at \n only): they may hold them.

@@ -458,13 +458,16 @@ def descriptor_with(tmp_path: Path, **service: Any) -> Path:
         ("build", "npm run build\nRUN touch /tmp/pwned", "one command on one line"),
         ("build", "x\r\nUSER root", "one command on one line"),
         ("release", "|\n text", "one command on one line"),
+        ("command", "uvicorn\u0000app:app", "control character U+0000"),
+        ("release", "alembic\u001bupgrade head", "control character U+001B"),
+        ("env", {"GREETING": "a\u0000b"}, "control character U+0000"),
         ("path", "a\u0085b", "is not valid here"),
         ("path", "a\\b", "is not valid here"),
         ("path", ".git/hooks", "lies in .git or .shipforge"),
     ],
 )
 def test_values_that_would_change_structure_are_refused_with_their_place(
-    tmp_path: Path, field: str, value: str, says: str
+    tmp_path: Path, field: str, value: Any, says: str
 ) -> None:
     descriptor = descriptor_with(tmp_path, **{field: value})
     result = shipforge("validate", str(descriptor), cwd=tmp_path)
