@@ -336,12 +336,15 @@ def adopt(
         outcome.commit = pristine(template, ref, answers, rendered_dir)
         rendered = _files(rendered_dir)
         manifest = read_manifest(root)
+        # The repository's files through the safe reader: a link out, a FIFO or a device is
+        # not read (and counts as edited: it is not what the template renders).
+        reader = RepoReader(root)
         for path, text in rendered.items():
             current = root / path
             written = manifest.get(path)
             if written is not None and written != digest(text) and not text.startswith(BLOCK_START):
                 outcome.mismatched.append(path)
-            if current.is_file() and current.read_text(encoding="utf-8") != text:
+            if os.path.lexists(current) and reader.read_text(current) != text:
                 outcome.edited.append(path)
         if outcome.mismatched and not existing and not force:
             raise LifecycleError(
@@ -426,6 +429,7 @@ def upgrade(
         )
     outcome.commit = str(read_answers(root).get("_commit", ""))
     status = _git(root, "status", "--porcelain", "--untracked-files=all")
+    reader = RepoReader(root)
     for line in status.splitlines():
         path = line[3:].strip().strip('"')
         if " -> " in path:
@@ -433,15 +437,9 @@ def upgrade(
         if path == MANIFEST:
             continue
         outcome.changed.append(path)
-        target = root / path
-        if path.endswith(".rej") or line.startswith(("UU", "AA")):
+        marked = line.startswith(("UU", "AA")) or path.endswith(".rej")
+        if marked or CONFLICT_MARKER in (reader.read_text(root / path) or ""):
             outcome.conflicts.append(path)
-        elif target.is_file():
-            try:
-                if CONFLICT_MARKER in target.read_text(encoding="utf-8"):
-                    outcome.conflicts.append(path)
-            except UnicodeDecodeError:
-                pass
     with tempfile.TemporaryDirectory(prefix="shipforge-upgrade-") as scratch:
         record(root, _rendered(str(recorded["_src_path"]), outcome.commit, answers, scratch))
     return outcome
