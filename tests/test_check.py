@@ -719,3 +719,30 @@ def test_a_yarn_command_the_projects_yarn_major_lacks_is_reported(tmp_path: Path
     (tmp_path / ".yarnrc.yml").write_text("nodeLinker: node-modules\n")
     code, report = check_json(str(tmp_path), "--no-lint")
     assert not [p for p in report["problems"] if p["code"] == "yarn-major"]
+
+
+def test_detect_secrets_scans_the_descriptor_and_what_differs_from_its_render(
+    repo: Path,
+) -> None:
+    def scanned(*args: str) -> tuple[list[str], list[dict[str, Any]]]:
+        _, report = check_json(*args, "--skip", "checkov")
+        (job,) = [t for t in report["tools"] if t["tool"] == "detect-secrets"]
+        if not job["ran"]:
+            pytest.skip(f"detect-secrets: {job['skipped_reason']}")
+        found = [p for p in report["problems"] if p["path"] and p["code"].endswith("Key")]
+        return sorted(job["files"]), found
+
+    files, _ = scanned(str(repo))
+    # The render of the descriptor holds only values of the descriptor: scanning it is enough.
+    assert "shipforge.yaml" in files and "compose.yaml" not in files and "Dockerfile" not in files
+    # A generated file that now differs from the render is the repository's: scanned again.
+    key = "AKIA" + "Q3EGRJ5TYNZ7WBXM"  # built here, so no key-shaped string is committed
+    dockerfile = repo / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + f"ENV AWS_ACCESS_KEY_ID={key}\n")
+    files, found = scanned(str(repo))
+    assert "Dockerfile" in files and [p["path"] for p in found] == ["Dockerfile"]
+    # Without the descriptor, clean means "matches the manifest", which a pull request can
+    # rewrite with the file: every file is scanned.
+    (repo / "shipforge.yaml").unlink()
+    files, _ = scanned(str(repo))
+    assert "compose.yaml" in files

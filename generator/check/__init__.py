@@ -70,7 +70,13 @@ def run_check(root: Path, descriptor: Path | None, options: Options) -> Report:
     if options.files is not None:
         inventory = inventory.only(options.files)
     if options.lint:
-        lint_inventory(root, inventory, clean, options, report, reader)
+        # The descriptor when it is a file of the repository (and, in pre-commit mode, staged).
+        own = ""
+        if descriptor is not None and reader.is_file(descriptor.resolve()):
+            own = relative(descriptor.resolve(), root)
+        if options.files is not None and own not in options.files:
+            own = ""
+        lint_inventory(root, inventory, clean, options, report, reader, own)
     if descriptor is None and not inventory.all_files() and not inventory.refused:
         report.problems.append(
             Problem(
