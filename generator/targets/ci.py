@@ -375,6 +375,22 @@ def pipeline_variables(project: Project) -> list[dict[str, Any]]:
         if all(r["name"] != name for r in rows):
             rows.append({"name": name, "kind": kind, "purpose": purpose})
 
+    def login_rows(
+        rows: list[dict[str, str]], login: dict[str, bool], role: str, region: str, provider: str
+    ) -> None:
+        """The variables each cloud's OIDC sign-in reads (what differs: their purpose)."""
+        if login["aws"]:
+            add(rows, "AWS_ROLE_ARN", "variable", role)
+            add(rows, "AWS_REGION", "variable", region)
+        if login["gcp"]:
+            add(rows, "GCP_WORKLOAD_IDENTITY_PROVIDER", "variable", provider)
+            add(rows, "GCP_SERVICE_ACCOUNT", "variable", "the CI service account's e-mail")
+            add(rows, "GCP_PROJECT", "variable", "the project id")
+        if login["azure"]:
+            add(rows, "AZURE_CLIENT_ID", "variable", "the CI identity's client id")
+            add(rows, "AZURE_TENANT_ID", "variable", "the tenant id")
+            add(rows, "AZURE_SUBSCRIPTION_ID", "variable", "the subscription id")
+
     def registry_rows(rows: list[dict[str, str]], promotes: str) -> None:
         kind, literal = v["registry"]["kind"], v["registry"]["literal"]
         if kind == "basic":
@@ -402,22 +418,13 @@ def pipeline_variables(project: Project) -> list[dict[str, Any]]:
     login = v["login_deploy"]
     for env in v["deploy_environments"]:
         rows: list[dict[str, str]] = []
-        if login["aws"]:
-            add(rows, "AWS_ROLE_ARN", "variable", "the CI role (Terraform output `ci_role_arn`)")
-            add(rows, "AWS_REGION", "variable", "the stack's region")
-        if login["gcp"]:
-            add(
-                rows,
-                "GCP_WORKLOAD_IDENTITY_PROVIDER",
-                "variable",
-                "`projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`",
-            )
-            add(rows, "GCP_SERVICE_ACCOUNT", "variable", "the CI service account's e-mail")
-            add(rows, "GCP_PROJECT", "variable", "the project id")
-        if login["azure"]:
-            add(rows, "AZURE_CLIENT_ID", "variable", "the CI identity's client id")
-            add(rows, "AZURE_TENANT_ID", "variable", "the tenant id")
-            add(rows, "AZURE_SUBSCRIPTION_ID", "variable", "the subscription id")
+        login_rows(
+            rows,
+            login,
+            "the CI role (Terraform output `ci_role_arn`)",
+            "the stack's region",
+            "`projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`",
+        )
         if v["uses_images"]:
             registry_rows(rows, env["promote_from"])
         if v["platform"] == "kubernetes":
@@ -464,23 +471,13 @@ def pipeline_variables(project: Project) -> list[dict[str, Any]]:
         )
     if not v["deploy_environments"] and v["build_images"]:
         registry_rows(repository, "")
-        publish = v["login_publish"]
-        if publish["aws"]:
-            add(repository, "AWS_ROLE_ARN", "variable", "the CI role that pushes images")
-            add(repository, "AWS_REGION", "variable", "the registry's region")
-        if publish["gcp"]:
-            add(
-                repository,
-                "GCP_WORKLOAD_IDENTITY_PROVIDER",
-                "variable",
-                "the Workload Identity provider",
-            )
-            add(repository, "GCP_SERVICE_ACCOUNT", "variable", "the CI service account's e-mail")
-            add(repository, "GCP_PROJECT", "variable", "the project id")
-        if publish["azure"]:
-            add(repository, "AZURE_CLIENT_ID", "variable", "the CI identity's client id")
-            add(repository, "AZURE_TENANT_ID", "variable", "the tenant id")
-            add(repository, "AZURE_SUBSCRIPTION_ID", "variable", "the subscription id")
+        login_rows(
+            repository,
+            v["login_publish"],
+            "the CI role that pushes images",
+            "the registry's region",
+            "the Workload Identity provider",
+        )
     if repository:
         rows_by_env.append(
             {"name": "", "rows": [{**r, "where": _where(ci, r["kind"], "")} for r in repository]}
