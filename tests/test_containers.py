@@ -18,7 +18,6 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,9 @@ import pytest
 
 from generator.loader import load
 from generator.targets import monitoring
+from tests import realapps
 from tests.conftest import ROOT, generate_tree
+from tests.realapps import Podman
 
 pytestmark = pytest.mark.slow
 
@@ -163,31 +164,6 @@ def missing(reason: str) -> None:
     pytest.skip(message)
 
 
-@dataclass(frozen=True)
-class Podman:
-    """podman bound to this run's own configuration and scratch storage."""
-
-    env: dict[str, str]
-    base_env: dict[str, str]  # the same podman on the store of base images kept between runs
-
-    def __call__(
-        self, *args: str, timeout: float = 300, base: bool = False
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["podman", *args],
-            env=self.base_env if base else self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def ok(self, *args: str, timeout: float = 300, base: bool = False) -> str:
-        result = self(*args, timeout=timeout, base=base)
-        assert result.returncode == 0, f"podman {' '.join(args)}:\n{result.stdout}{result.stderr}"
-        return result.stdout
-
-
 def rootfs(runtime: str, scratch: Path) -> Path:
     """The runtime's root filesystem tarball, built once with debootstrap and kept in .tools."""
     name, include, extra = ROOTFS[runtime]
@@ -226,39 +202,14 @@ def rootfs(runtime: str, scratch: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
-    for tool in ("podman", "runc"):
-        if shutil.which(tool) is None:
-            missing(f"{tool} is not installed")
-    scratch = tmp_path_factory.mktemp("podman")
-    conf = TOOLS / "podman" / "containers.conf"
-    if not conf.is_file():
-        # The same settings tests/install-tools.sh writes: runc (crun fails on these hybrid
-        # cgroups), capped ulimits, no systemd or journald, netavark networking.
-        conf = scratch / "containers.conf"
-        conf.write_text(
-            '[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n\n'
-            '[network]\nnetwork_backend = "netavark"\n\n'
-            '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-        )
-    # Base images live in a store kept between runs (importing them takes half a minute);
-    # each run builds in fresh storage that reads them from there, so its cold build is cold.
-    base = TOOLS / "podman-base"
-    base.mkdir(parents=True, exist_ok=True)
-    (base / "storage.conf").write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{base / "graph"}"\n'
-        f'runroot = "{base / "run"}"\n'
-    )
-    storage = scratch / "storage.conf"
-    storage.write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{scratch / "graph"}"\n'
-        f'runroot = "{scratch / "run"}"\n\n'
-        f'[storage.options]\nadditionalimagestores = ["{base / "graph"}"]\n'
-    )
-    env = {**os.environ, "CONTAINERS_CONF": str(conf), "CONTAINERS_STORAGE_CONF": str(storage)}
-    runner = Podman(env, {**env, "CONTAINERS_STORAGE_CONF": str(base / "storage.conf")})
+    """podman on fresh storage per run (its cold build is cold), reading base images from a
+    store kept between runs: tests/realapps.py's lab, which the real-app tests use too."""
+    try:
+        runner = realapps.podman_lab(tmp_path_factory.mktemp("podman"))
+    except realapps.Unavailable as error:
+        missing(str(error))
     yield runner
     runner("rm", "--all", "--force", "--time", "0")
-    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
