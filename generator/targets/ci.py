@@ -33,6 +33,8 @@ CLOUD = {"aws-ecs": "aws", "gcp-cloud-run": "gcp", "azure-container-apps": "azur
 CLOUD_REGISTRY = {"aws": "ecr", "gcp": "gar", "azure": "acr"}
 ECR_HOST = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
+GCLOUD_VERSION = "576.0.0"
+
 # Images the GitLab jobs run in (GitHub jobs run on ubuntu-24.04 runners). Versions are exact
 # tags; trivy, which scans every image and runs with the registry login, is pinned by digest
 # too (the digest was cross-checked in several independent public files; docs/ci.md says how).
@@ -44,7 +46,9 @@ TRIVY_IMAGE = (
 PLATFORM_IMAGE = {
     "kubernetes": "alpine/k8s:1.33.4",
     "aws-ecs": "alpine:3.22",
-    "gcp-cloud-run": "google/cloud-sdk:548.0.0-slim",
+    # The first releases with the GA `gcloud run worker-pools` group (GA 2026-04-14) are in the
+    # 570s; 576.0.0 is a published image tag. GitHub's setup-gcloud installs the same release.
+    "gcp-cloud-run": f"google/cloud-sdk:{GCLOUD_VERSION}-slim",
     "azure-container-apps": "mcr.microsoft.com/azure-cli:2.70.0",
     "pm2": "node:22-bookworm-slim",
     "compose": DOCKER_IMAGE,
@@ -338,6 +342,7 @@ def view(project: Project) -> dict[str, Any]:
         "gitlab_registry_cloud": registry_cloud,
         "any_release": any(s.release for s in project.services),
         "platform_image": PLATFORM_IMAGE.get(deploy, ""),
+        "gcloud_version": GCLOUD_VERSION,
         "docker_image": DOCKER_IMAGE,
         "dind_image": DIND_IMAGE,
         "trivy_image": TRIVY_IMAGE,
