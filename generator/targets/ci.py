@@ -28,10 +28,6 @@ TEMPLATES = (
 )
 
 CLOUD = {"aws-ecs": "aws", "gcp-cloud-run": "gcp", "azure-container-apps": "azure"}
-# Registries a cloud deploy pushes to when the descriptor names none (ECR, Artifact Registry,
-# ACR); the other platforms use the CI system's own registry.
-CLOUD_REGISTRY = {"aws": "ecr", "gcp": "gar", "azure": "acr"}
-ECR_HOST = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
 GCLOUD_VERSION = "576.0.0"
 
@@ -63,31 +59,13 @@ def env_name(text: str) -> str:
 
 
 def _registry(project: Project) -> dict[str, str]:
-    """Where images go, and how CI logs in there.
+    """Where images go, and how CI logs in there (generator/naming.py decides, for Terraform too).
 
     kinds: ghcr (GITHUB_TOKEN), gitlab (job token), ecr / gar / acr (cloud OIDC), basic
     (REGISTRY_USERNAME / REGISTRY_PASSWORD CI variables).
     """
-    literal = project.registry
-    host = literal.split("/")[0]
-    ci = project.targets.ci
-    if not literal:
-        kind = CLOUD_REGISTRY.get(
-            CLOUD.get(project.deploy, ""), "ghcr" if ci == "github" else "gitlab"
-        )
-    elif ECR_HOST.match(host):
-        kind = "ecr"
-    elif host.endswith("-docker.pkg.dev"):
-        kind = "gar"
-    elif host.endswith(".azurecr.io"):
-        kind = "acr"
-    elif ci == "github" and host == "ghcr.io":
-        kind = "ghcr"
-    elif ci == "gitlab" and host == "registry.gitlab.com":
-        kind = "gitlab"
-    else:
-        kind = "basic"
-    return {"kind": kind, "literal": literal, "host": host}
+    cloud = project.deploy if project.deploy in naming.CLOUD_REGISTRY else ""
+    return naming.registry(project.registry, project.targets.ci, cloud)
 
 
 def _image(project: Project, image: Image) -> dict[str, Any]:
