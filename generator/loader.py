@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from generator import naming
 from generator.errors import InvalidDescriptor, Issue
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "_data" / "schemas" / "shipforge.schema.json"
@@ -710,6 +711,15 @@ def semantic_issues(data: dict[str, Any], file: str, lines: Lines) -> list[Issue
                 f"deploy: {deploy} is driven by CI, and targets.ci is none",
                 "set targets.ci: github or gitlab",
             )
+    # A registry the platform cannot run images from (generator/naming.py decides, for CI and
+    # Terraform alike).
+    literal = _get(_get(data, "project", dict, {}), "registry", str, "")
+    clouds = {targets.get("terraform", "none"), _get(data, "deploy", str, "none")}
+    for cloud in sorted(clouds & set(naming.CLOUD_REGISTRY)):
+        refusal = naming.registry_refusal(literal, targets.get("ci", "none"), cloud)
+        if refusal:
+            add("project.registry", *refusal)
+            break
     if monitoring.get("grafana") and not monitoring.get("prometheus"):
         add(
             "monitoring.grafana",

@@ -351,6 +351,10 @@ def pool_serving(state: dict[str, Any]) -> str:
     return str(split.get("revision") or pool["latestReadyRevision"].rsplit("/", 1)[1])
 
 
+def pool_revisions(state: dict[str, Any]) -> list[str]:
+    return list(state["pools"][POOL]["revisions"])
+
+
 def test_cloud_run_verifies_the_tagged_revision_before_traffic_moves(run: Runner) -> None:
     _needs_jq()
     r = run(RUN, ["deploy/gcp-cloud-run.sh", "deploy", "staging"], RUN_ENV, run_state())
@@ -462,6 +466,63 @@ def test_cloud_run_second_manual_rollback_never_returns_to_the_one_it_left(run: 
     assert second.code != 0 and "no earlier verified revision" in second.stderr
     assert serving(second.state) == f"{SERVICE}-00000-older"
     assert not second.has("gcloud", "update-traffic")
+
+
+def test_cloud_run_worker_pool_deploy_rollbacks_and_redeploy_end_in_the_platform_state(
+    run: Runner,
+) -> None:
+    """Deploy, a failed deploy rolled back automatically, a deploy, a manual rollback, a
+    deploy again: the pool always runs the verified revision, and a rollback never returns to
+    a revision that failed."""
+    _needs_jq()
+    env = {"GCP_PROJECT": "acme-prod", "GCP_REGION": "europe-west1"}
+    deploy = ["deploy/gcp-cloud-run.sh", "deploy", "staging"]
+    first = run(RUN, deploy, RUN_ENV, run_state())
+    assert first.code == 0, first.stderr
+    assert pool_serving(first.state) == f"{POOL}-00002-new"
+    assert first.has("gcloud", "run", "worker-pools", "deploy", POOL)
+    assert not first.has("gcloud", "beta")
+
+    # A deploy whose smoke test fails: the pool is pinned back, its new revision deleted.
+    state = first.state
+    state["knobs"] = {"curl_fail": ["https://shortlinks-staging-web-abc-ew"]}
+    failed = run(RUN, deploy, RUN_ENV, state)
+    assert failed.code != 0
+    assert pool_serving(failed.state) == f"{POOL}-00002-new"
+    assert failed.has("gcloud", "revisions", "delete", f"{POOL}-00003-new")
+    assert pool_revisions(failed.state) == [f"{POOL}-00001-old", f"{POOL}-00002-new"]
+
+    # The split stays pinned to 00002 after the rollback; the next deploy moves it itself.
+    state = failed.state
+    state["knobs"] = {}
+    good = run(RUN, deploy, RUN_ENV, state)
+    assert good.code == 0, good.stderr
+    assert good.has(
+        "gcloud", "update-instance-split", POOL, "--to-revisions", f"{POOL}-00004-new=100"
+    )
+    assert pool_serving(good.state) == f"{POOL}-00004-new"
+
+    # The manual rollback returns to 00002 (verified), not to 00003 (failed and deleted), and
+    # deletes 00004, so a second rollback goes further back.
+    back = run(RUN, ["deploy/gcp-cloud-run.sh", "rollback", "staging"], env, good.state)
+    assert back.code == 0, back.stderr
+    assert pool_serving(back.state) == f"{POOL}-00002-new"
+    assert pool_revisions(back.state) == [f"{POOL}-00001-old", f"{POOL}-00002-new"]
+
+    again = run(RUN, deploy, RUN_ENV, back.state)
+    assert again.code == 0, again.stderr
+    assert pool_serving(again.state) == f"{POOL}-00005-new"
+
+
+def test_cloud_run_worker_pool_revision_that_never_gets_ready_is_deleted(run: Runner) -> None:
+    _needs_jq()
+    r = run(
+        RUN, ["deploy/gcp-cloud-run.sh", "deploy", "staging"], RUN_ENV, run_state(pool_fail=True)
+    )
+    assert r.code != 0
+    assert pool_serving(r.state) == f"{POOL}-00001-old"
+    assert r.has("gcloud", "revisions", "delete", f"{POOL}-00002-new")
+    assert pool_revisions(r.state) == [f"{POOL}-00001-old"]
 
 
 # --- azure-container-apps (examples/10-github-azure-container-apps) --------------------

@@ -1,6 +1,7 @@
 """The Terraform stacks: formatted, parseable, checkov-clean, secret-free, and wired as promised.
 
-Every stack the examples (12-15) and a matrix of extra descriptors produce goes through
+Every stack the examples (12-15), the registry fixtures and a matrix of extra descriptors produce
+goes through
 `terraform fmt -check`, python-hcl2 and one shared checkov run; the structural tests then read
 the parsed HCL to check the invariants a reviewer cares about (every secret a service uses
 exists, every public web service has a health-checked target, CI deploys are never reverted,
@@ -142,12 +143,28 @@ def stacks(
 
 
 @pytest.fixture(scope="module")
-def checkov_result(
+def tool_stacks(
     stacks: dict[str, tuple[str, Path, Path]], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[str, Path, Path]]:
+    """The stacks above and those for a project.registry of each kind (issue 12 #4, from the
+    schema fixtures; tests/test_registry.py checks their wiring): for the tools of the field."""
+    root = tmp_path_factory.mktemp("terraform-registry")
+    out = dict(stacks)
+    for fixture in sorted((ROOT / "tests" / "fixtures" / "terraform").glob("*-registry")):
+        descriptor = fixture / "shipforge.yaml"
+        cloud = next(c for c in terraform.CLOUDS if fixture.name.startswith(c))
+        tree = generate_tree(descriptor, root / fixture.name)
+        out[fixture.name] = (cloud, descriptor, tree / "terraform")
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkov_result(
+    tool_stacks: dict[str, tuple[str, Path, Path]], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
     """One checkov run over every stack but the hostile ones (it takes seconds to start)."""
     scan = tmp_path_factory.mktemp("checkov")
-    for name, (_, _, folder) in stacks.items():
+    for name, (_, _, folder) in tool_stacks.items():
         if not name.startswith("hostile"):
             shutil.copytree(folder, scan / name)
     return lint.checkov(scan, ["terraform"])
@@ -233,13 +250,13 @@ def services_of(descriptor: Path) -> Iterator[Any]:
 # ---- the tools of the field ------------------------------------------------------------------
 
 
-def test_terraform_fmt(stacks: dict[str, tuple[str, Path, Path]]) -> None:
-    for _, _, folder in stacks.values():
+def test_terraform_fmt(tool_stacks: dict[str, tuple[str, Path, Path]]) -> None:
+    for _, _, folder in tool_stacks.values():
         require(lint.terraform_fmt(folder))
 
 
-def test_every_file_parses_with_python_hcl2(stacks: dict[str, tuple[str, Path, Path]]) -> None:
-    for _, _, folder in stacks.values():
+def test_every_file_parses_with_python_hcl2(tool_stacks: dict[str, tuple[str, Path, Path]]) -> None:
+    for _, _, folder in tool_stacks.values():
         files = [p for p in folder.rglob("*") if p.suffix in (".tf", ".tfvars", ".tfbackend")]
         assert len(files) > 10
         for path in files:
@@ -254,16 +271,16 @@ def test_checkov_reports_no_failed_check(checkov_result: Any) -> None:
     require(checkov_result)
 
 
-def test_every_checkov_skip_gives_a_reason(stacks: dict[str, tuple[str, Path, Path]]) -> None:
-    for _, _, folder in stacks.values():
+def test_every_checkov_skip_gives_a_reason(tool_stacks: dict[str, tuple[str, Path, Path]]) -> None:
+    for _, _, folder in tool_stacks.values():
         for path in folder.glob("*.tf"):
             for line in path.read_text().splitlines():
                 if "checkov:skip" in line:
                     assert re.fullmatch(r"\s*#checkov:skip=CKV2?_[A-Z]+_\d+:.{30,}", line), line
 
 
-def test_detect_secrets_finds_nothing(stacks: dict[str, tuple[str, Path, Path]]) -> None:
-    files = [p for _, _, folder in stacks.values() for p in folder.rglob("*") if p.is_file()]
+def test_detect_secrets_finds_nothing(tool_stacks: dict[str, tuple[str, Path, Path]]) -> None:
+    files = [p for _, _, folder in tool_stacks.values() for p in folder.rglob("*") if p.is_file()]
     require(lint.detect_secrets(files))
 
 

@@ -28,10 +28,8 @@ TEMPLATES = (
 )
 
 CLOUD = {"aws-ecs": "aws", "gcp-cloud-run": "gcp", "azure-container-apps": "azure"}
-# Registries a cloud deploy pushes to when the descriptor names none (ECR, Artifact Registry,
-# ACR); the other platforms use the CI system's own registry.
-CLOUD_REGISTRY = {"aws": "ecr", "gcp": "gar", "azure": "acr"}
-ECR_HOST = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+
+GCLOUD_VERSION = "576.0.0"
 
 # Images the GitLab jobs run in (GitHub jobs run on ubuntu-24.04 runners). Versions are exact
 # tags; trivy, which scans every image and runs with the registry login, is pinned by digest
@@ -44,7 +42,9 @@ TRIVY_IMAGE = (
 PLATFORM_IMAGE = {
     "kubernetes": "alpine/k8s:1.33.4",
     "aws-ecs": "alpine:3.22",
-    "gcp-cloud-run": "google/cloud-sdk:548.0.0-slim",
+    # The first releases with the GA `gcloud run worker-pools` group (GA 2026-04-14) are in the
+    # 570s; 576.0.0 is a published image tag. GitHub's setup-gcloud installs the same release.
+    "gcp-cloud-run": f"google/cloud-sdk:{GCLOUD_VERSION}-slim",
     "azure-container-apps": "mcr.microsoft.com/azure-cli:2.70.0",
     "pm2": "node:22-bookworm-slim",
     "compose": DOCKER_IMAGE,
@@ -59,31 +59,13 @@ def env_name(text: str) -> str:
 
 
 def _registry(project: Project) -> dict[str, str]:
-    """Where images go, and how CI logs in there.
+    """Where images go, and how CI logs in there (generator/naming.py decides, for Terraform too).
 
     kinds: ghcr (GITHUB_TOKEN), gitlab (job token), ecr / gar / acr (cloud OIDC), basic
     (REGISTRY_USERNAME / REGISTRY_PASSWORD CI variables).
     """
-    literal = project.registry
-    host = literal.split("/")[0]
-    ci = project.targets.ci
-    if not literal:
-        kind = CLOUD_REGISTRY.get(
-            CLOUD.get(project.deploy, ""), "ghcr" if ci == "github" else "gitlab"
-        )
-    elif ECR_HOST.match(host):
-        kind = "ecr"
-    elif host.endswith("-docker.pkg.dev"):
-        kind = "gar"
-    elif host.endswith(".azurecr.io"):
-        kind = "acr"
-    elif ci == "github" and host == "ghcr.io":
-        kind = "ghcr"
-    elif ci == "gitlab" and host == "registry.gitlab.com":
-        kind = "gitlab"
-    else:
-        kind = "basic"
-    return {"kind": kind, "literal": literal, "host": host}
+    cloud = project.deploy if project.deploy in naming.CLOUD_REGISTRY else ""
+    return naming.registry(project.registry, project.targets.ci, cloud)
 
 
 def _image(project: Project, image: Image) -> dict[str, Any]:
@@ -338,6 +320,7 @@ def view(project: Project) -> dict[str, Any]:
         "gitlab_registry_cloud": registry_cloud,
         "any_release": any(s.release for s in project.services),
         "platform_image": PLATFORM_IMAGE.get(deploy, ""),
+        "gcloud_version": GCLOUD_VERSION,
         "docker_image": DOCKER_IMAGE,
         "dind_image": DIND_IMAGE,
         "trivy_image": TRIVY_IMAGE,

@@ -199,6 +199,21 @@ def ci_identity(project: Project) -> dict[str, Any]:
     }
 
 
+def stack_registry(project: Project) -> dict[str, str]:
+    """The registry the stack's services pull from: the one CI pushes to (generator/naming.py).
+
+    The loader already refused one the cloud cannot pull from; this guards direct callers.
+    """
+    cloud = project.targets.terraform
+    refusal = naming.registry_refusal(project.registry, project.targets.ci, cloud)
+    if refusal:
+        raise InvalidDescriptor(
+            "the descriptor does not fit the chosen Terraform target",
+            (Issue(refusal[0], "shipforge.yaml", path="project.registry", hint=refusal[1]),),
+        )
+    return naming.registry(project.registry, project.targets.ci, cloud)
+
+
 def _names(cloud: str, project: Project, env: str) -> dict[str, Any]:
     """Every length-limited or CI-shared resource name of one environment."""
     p = project.name
@@ -314,6 +329,7 @@ def view(project: Project) -> dict[str, Any]:
     if cloud not in CLOUDS:
         return {"cloud": cloud}
     _refuse_clashes(cloud, project)
+    registry = stack_registry(project)
 
     secret_users: dict[str, list[str]] = {}
     for s in project.services:
@@ -470,6 +486,7 @@ def view(project: Project) -> dict[str, Any]:
         "cloud": cloud,
         "project": project.name,
         "ci": ci_identity(project),
+        "registry": registry,
         "services": services,
         "web": [s for s in services if s["web"]],
         "workers": [s for s in services if not s["web"]],

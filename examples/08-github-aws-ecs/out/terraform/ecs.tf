@@ -94,7 +94,7 @@ resource "aws_ecs_task_definition" "api" {
   container_definitions = jsonencode([
     {
       name                   = "api"
-      image                  = "${local.ecr_registry}/${local.ecr_repositories.api}:${var.image_tag}"
+      image                  = "${local.images.api}:${var.image_tag}"
       essential              = true
       command                = ["uvicorn", "invoicer.app:app", "--host", "0.0.0.0", "--port", "8080"]
       user                   = "10001:10001"
@@ -228,7 +228,7 @@ resource "aws_ecs_task_definition" "worker" {
   container_definitions = jsonencode([
     {
       name                   = "worker"
-      image                  = "${local.ecr_registry}/${local.ecr_repositories.api}:${var.image_tag}"
+      image                  = "${local.images.api}:${var.image_tag}"
       essential              = true
       command                = ["python", "-m", "invoicer.worker"]
       user                   = "10001:10001"

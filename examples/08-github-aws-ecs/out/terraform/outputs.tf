@@ -18,7 +18,12 @@ output "ecr_registry" {
 
 output "ecr_repository_urls" {
   description = "Repository URL of each image; CI pushes <url>:<commit SHA>."
-  value       = { for image, name in local.ecr_repositories : image => "${local.ecr_registry}/${name}" }
+  value       = local.images
+}
+
+output "image_repositories" {
+  description = "Repository of each image, where CI (deploy/images.sh) pushes <repository>:<commit SHA> and the tasks pull from."
+  value       = local.images
 }
 
 output "ecs_cluster_name" {

@@ -5,14 +5,17 @@
 #                                                   service with no traffic, verified on its own
 #                                                   URL, then all traffic; back on failure
 #   deploy/gcp-cloud-run.sh rollback <environment>  traffic back to the revision tagged `rollback`
-#                                                   (a worker pool: to its previous revision)
+#                                                   (a worker pool: to the revision that ran
+#                                                   before the one it runs)
 #
 # Reads gcloud credentials (Workload Identity Federation in CI), GCP_PROJECT, GCP_REGION, GIT_SHA
 # and IMAGE_WEB (images pinned by digest). The services and release jobs
 # (their command, environment and secrets) come from the Terraform stack; this script changes
-# their image and traffic only. Workers are Cloud Run worker pools (`gcloud beta run
-# worker-pools`): their new revision takes all instances once ready, after the services'.
-# A rollback never undoes a migration (expand/contract).
+# their image and traffic only. Workers are Cloud Run worker pools (`gcloud run worker-pools`,
+# GA since 2026-04-14): their new revision takes all instances once ready, after the services'.
+# A pool revision that failed, or was rolled back from, is deleted, so the revisions a pool
+# keeps are the ones that ran verified (and Terraform's first): a rollback returns to the
+# newest of them before the one running. A rollback never undoes a migration (expand/contract).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,17 +57,20 @@ else
 fi
 
 run() { gcloud --project "$GCP_PROJECT" --quiet run "$@" --region "$GCP_REGION"; }
-pool() { gcloud --project "$GCP_PROJECT" --quiet beta run worker-pools "$@" --region "$GCP_REGION"; }
+pool() { gcloud --project "$GCP_PROJECT" --quiet run worker-pools "$@" --region "$GCP_REGION"; }
 describe() { run services describe "$1" --format=json; }
 
-# gcloud's beta worker-pools commands print the v1 shape (status.instanceSplits[].revisionName,
-# status.latestReadyRevisionName); the v2 shape (instanceSplits[].revision, latestReadyRevision,
-# full resource names) is read too. An absent name is "", never the string "null".
+# The GA worker-pools commands print the Cloud Run Admin API v2 WorkerPool: instanceSplits[]
+# ({type, revision, percent}; a LATEST split has no revision), latestReadyRevision and
+# latestCreatedRevision as full resource names. The v1 shape the beta commands printed
+# (status.instanceSplits[].revisionName, status.latestReadyRevisionName) is still read. An
+# absent name is "", never the string "null".
 short_name='if . == null or . == "" then "" else split("/") | last end'
-pool_latest="(.status.latestReadyRevisionName // .latestReadyRevision) | $short_name"
-pool_serving="([(.status.instanceSplits // .instanceSplits // [])[] | select(.percent == 100)][0]) as \$split
+pool_latest="(.latestReadyRevision // .status.latestReadyRevisionName) | $short_name"
+pool_created="(.latestCreatedRevision // .status.latestCreatedRevisionName) | $short_name"
+pool_serving="([(.instanceSplits // .status.instanceSplits // [])[] | select(.percent == 100)][0]) as \$split
   | if \$split == null then \"\"
-    elif (\$split.revisionName // \$split.revision) then (\$split.revisionName // \$split.revision) | $short_name
+    elif (\$split.revision // \$split.revisionName) then (\$split.revision // \$split.revisionName) | $short_name
     else $pool_latest end"
 
 # serving INDEX: the revision that serves the service's traffic or runs the pool's instances.
@@ -113,8 +119,8 @@ smoke_public() {
   smoke "${urls[@]}"
 }
 
-# rollback_target INDEX: a service's revision tagged `rollback`; a pool's newest revision
-# created before the one it runs.
+# rollback_target INDEX SERVING: a service's revision tagged `rollback`; a pool's newest
+# revision created before SERVING (failed and rolled-back ones are deleted, see forget).
 rollback_target() {
   if [ "${kinds[$1]}" = service ]; then
     tagged "${services[$1]}" rollback revisionName
@@ -128,10 +134,20 @@ rollback_target() {
     | if $at == null then "" else (.[$at + 1].name // "") end'
 }
 
+# forget INDEX REVISION: delete a pool revision that failed or was rolled back from, so no
+# rollback ever returns to it (best effort: a revision left behind is reported).
+# shellcheck disable=SC2329 # run by restore_on_exit, the EXIT trap
+forget() {
+  if [ -n "$2" ] && [ "$2" != "${previous[$1]}" ]; then
+    pool revisions delete "$2" >&2 || log "could not delete the revision $2 of ${services[$1]}: delete it by hand, or a rollback may return to it"
+  fi
+}
+
 # restore_on_exit: while traffic is being moved, any failure (a gcloud error halfway too) puts
 # every service and pool moved so far back on what served before, and smoke-tests that.
 moved=()
 previous=()
+fresh=()
 changing=""
 # shellcheck disable=SC2329 # run by the EXIT trap
 restore_on_exit() {
@@ -142,6 +158,9 @@ restore_on_exit() {
     log "moving every service of $environment back to what served before"
     for i in "${moved[@]}"; do move "$i" "${previous[$i]}" || log "could not move ${services[$i]} back"; done
     if smoke_public; then log "restored and verified"; else log "the restored revisions fail the smoke test too: check by hand"; fi
+    for i in "${moved[@]}"; do
+      if [ "${kinds[$i]}" = pool ]; then forget "$i" "${fresh[$i]:-}"; fi
+    done
   fi
   exit "$code"
 }
@@ -169,6 +188,9 @@ if [ "$action" = rollback ]; then
       # Nothing earlier is recorded: a second rollback refuses rather than return to the one
       # rolled back from.
       run services update-traffic "${services[$i]}" --remove-tags rollback >&2
+    else
+      # The pool revision rolled back from is gone: a second rollback goes further back.
+      pool revisions delete "${previous[$i]}" >&2 || log "could not delete the revision ${previous[$i]} of ${services[$i]}: delete it by hand, or a rollback may return to it"
     fi
   done
   log "rolled back and verified every service of $environment"
@@ -187,7 +209,6 @@ for i in "${!services[@]}"; do
 done
 
 # Services first: a revision with no traffic, verified on its tag's own URL.
-fresh=()
 for i in "${!services[@]}"; do
   if [ "${kinds[$i]}" != service ]; then continue; fi
   run deploy "${services[$i]}" --image "${!image_vars[$i]}" --no-traffic --tag "$tag" >&2 ||
@@ -210,15 +231,17 @@ done
 # Then the worker pools: no URL, so a new revision is verified by becoming ready.
 for i in "${!services[@]}"; do
   if [ "${kinds[$i]}" = service ]; then continue; fi
-  # Pinned back to the previous revision on failure, whatever split the failed deploy left.
+  # Pinned back to the previous revision on failure, whatever split the failed deploy left; a
+  # pool whose split is pinned (after a rollback) keeps it until the move below.
   moved+=("$i")
   if ! pool deploy "${services[$i]}" --image "${!image_vars[$i]}" >&2; then
+    fresh[i]="$(pool describe "${services[$i]}" --format=json | jq -r "$pool_created")" || true
     failure="the new revision of ${services[$i]} did not become ready"
     break
   fi
   fresh[i]="$(pool describe "${services[$i]}" --format=json | jq -r "$pool_latest")"
-  if [ -z "${fresh[$i]}" ]; then
-    failure="${services[$i]} reports no ready revision after its deploy"
+  if [ -z "${fresh[$i]}" ] || [ "${fresh[$i]}" = "${previous[$i]}" ]; then
+    failure="${services[$i]} reports no new ready revision after its deploy"
     break
   fi
   move "$i" "${fresh[$i]}"

@@ -38,7 +38,7 @@ resource "azurerm_container_app" "web" {
   }
 
   registry {
-    server   = azurerm_container_registry.main.login_server
+    server   = local.registry_server
     identity = azurerm_user_assigned_identity.web.id
   }
 
@@ -137,7 +137,7 @@ resource "azurerm_container_app_job" "web_release" {
   }
 
   registry {
-    server   = azurerm_container_registry.main.login_server
+    server   = local.registry_server
     identity = azurerm_user_assigned_identity.web.id
   }
 
@@ -186,7 +186,7 @@ resource "azurerm_container_app" "worker" {
   }
 
   registry {
-    server   = azurerm_container_registry.main.login_server
+    server   = local.registry_server
     identity = azurerm_user_assigned_identity.worker.id
   }
 

@@ -20,8 +20,9 @@ resource "azurerm_container_registry" "main" {
 }
 
 locals {
+  registry_server = azurerm_container_registry.main.login_server
   images = {
-    web = "${azurerm_container_registry.main.login_server}/survey-web"
+    web = "${local.registry_server}/survey-web"
   }
 }
 

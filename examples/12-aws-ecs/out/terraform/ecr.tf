@@ -10,6 +10,8 @@ locals {
   ecr_repository_arns = {
     api = "arn:${data.aws_partition.current.partition}:ecr:${var.region}:${data.aws_caller_identity.current.account_id}:repository/orders-api"
   }
+  # Where CI pushes (deploy/images.sh) and the services pull from: <repository>:<commit SHA>.
+  images = { for image, name in local.ecr_repositories : image => "${local.ecr_registry}/${name}" }
 }
 
 # Image api, run by api, worker.

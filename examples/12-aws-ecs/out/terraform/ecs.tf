@@ -94,7 +94,7 @@ resource "aws_ecs_task_definition" "api" {
   container_definitions = jsonencode([
     {
       name                   = "api"
-      image                  = "${local.ecr_registry}/${local.ecr_repositories.api}:${var.image_tag}"
+      image                  = "${local.images.api}:${var.image_tag}"
       essential              = true
       command                = ["gunicorn", "app.main:app", "-k", "uvicorn.workers.UvicornWorker", "--bind", "0.0.0.0:8000"]
       user                   = "10001:10001"
@@ -261,7 +261,7 @@ resource "aws_ecs_task_definition" "worker" {
   container_definitions = jsonencode([
     {
       name                   = "worker"
-      image                  = "${local.ecr_registry}/${local.ecr_repositories.api}:${var.image_tag}"
+      image                  = "${local.images.api}:${var.image_tag}"
       essential              = true
       command                = ["celery", "-A", "app.worker", "worker", "--loglevel=info"]
       user                   = "10001:10001"

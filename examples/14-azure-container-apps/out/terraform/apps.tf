@@ -38,7 +38,7 @@ resource "azurerm_container_app" "api" {
   }
 
   registry {
-    server   = azurerm_container_registry.main.login_server
+    server   = local.registry_server
     identity = azurerm_user_assigned_identity.api.id
   }
 
@@ -147,7 +147,7 @@ resource "azurerm_container_app" "parser" {
   }
 
   registry {
-    server   = azurerm_container_registry.main.login_server
+    server   = local.registry_server
     identity = azurerm_user_assigned_identity.parser.id
   }
 

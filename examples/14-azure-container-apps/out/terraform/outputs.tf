@@ -28,7 +28,7 @@ output "resource_group" {
 
 output "registry_login_server" {
   description = "Registry CI pushes to (CI variable AZURE_CONTAINER_REGISTRY); images are <this>/inbox-<image>:<commit SHA>."
-  value       = azurerm_container_registry.main.login_server
+  value       = local.registry_server
 }
 
 output "registry_name" {

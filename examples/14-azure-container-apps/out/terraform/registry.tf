@@ -20,8 +20,9 @@ resource "azurerm_container_registry" "main" {
 }
 
 locals {
+  registry_server = azurerm_container_registry.main.login_server
   images = {
-    api = "${azurerm_container_registry.main.login_server}/inbox-api"
+    api = "${local.registry_server}/inbox-api"
   }
 }
 

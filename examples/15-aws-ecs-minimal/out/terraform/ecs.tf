@@ -69,7 +69,7 @@ resource "aws_ecs_task_definition" "worker" {
   container_definitions = jsonencode([
     {
       name                   = "worker"
-      image                  = "${local.ecr_registry}/${local.ecr_repositories.worker}:${var.image_tag}"
+      image                  = "${local.images.worker}:${var.image_tag}"
       essential              = true
       command                = ["python", "-m", "ticker"]
       user                   = "10001:10001"
