@@ -164,6 +164,8 @@ def detect_node(
     )
     start = scripts.get("start", "")
     declared = evidence.process("web")
+    # Its probe stays true of the start script too: the same server answers it.
+    probed = declared
     if declared and declared.assembled and start:
         # The Dockerfile's final stage is assembled from its build stage's outputs (Next.js
         # standalone, a copied dist folder): its CMD needs that layout, which an image built
@@ -216,8 +218,8 @@ def detect_node(
                     (named.group(1), Why(f"route in {repo.rel(file)}", repo.rel(file), 1))
                 )
         health = health_route(routes)
-        if declared and declared.health and declared.health_why:
-            service.health, service.why["health"] = declared.health, declared.health_why
+        if probed and probed.health and probed.health_why:
+            service.health, service.why["health"] = probed.health, probed.health_why
         elif health:
             service.health, service.why["health"] = health
     elif {"bullmq", "bull", "bee-queue"} & deps:

@@ -339,8 +339,13 @@ def _call(node: ast.Call, found: PyFile) -> None:
     first = _const(node.args[0]) if node.args else None
     routing = ("add_api_route", "add_url_rule", "Route", "path", "re_path")
     second = node.args[1] if len(node.args) > 1 else None
-    if called in ("path", "re_path") and isinstance(second, ast.Call):
-        if _name(second.func) == "include" and isinstance(first, str) and first.strip("^/"):
+    if (
+        called in ("path", "re_path")
+        and isinstance(second, ast.Call)
+        and _name(second.func) == "include"
+    ):
+        # `path("api/", include(...))` mounts a list; `path("x/", View.as_view())` is a route.
+        if isinstance(first, str) and first.strip("^/"):
             target = second.args[0] if second.args else None
             name = (
                 _const(target)
