@@ -325,6 +325,15 @@ def _port(
     if "next" in deps and "next start" in start:
         service.port, service.why["port"] = 3000, Why("Next.js's default port for `next start`")
         return
+    if "fastify-cli" in deps and re.search(r"\bfastify\s+start\b", start):
+        # fastify-cli listens on PORT (default 3000) and on localhost unless FASTIFY_ADDRESS
+        # says otherwise: both set, the container answers on its port.
+        service.port, service.env["PORT"] = 3000, "3000"
+        service.env.setdefault("FASTIFY_ADDRESS", "0.0.0.0")
+        service.why["port"] = Why(
+            "port 3000: fastify-cli's default for `fastify start`, set in env"
+        )
+        return
     reads = next((f for f, t in sources.items() if "process.env.PORT" in t), None)
     if reads is not None:
         # The code listens on whatever PORT says: setting it makes the port true, not a guess.
@@ -400,6 +409,26 @@ def _datastores(
                 "the release runs the prisma CLI, a devDependency that production images "
                 "prune: move `prisma` to dependencies"
             )
+    elif "sequelize-cli" in deps and not evidence.release and not service.release:
+        # sequelize-cli reads .sequelizerc for where the migrations live, else migrations/.
+        rc = folder / ".sequelizerc"
+        target = "migrations"
+        if m := re.search(
+            r"""['"]migrations-path['"]\s*:\s*[^'"]*['"]([^'"]+)['"]""", repo.text(rc)
+        ):
+            target = m.group(1).strip("./") or "migrations"
+        if (folder / target).is_dir() and any((folder / target).glob("*.js")):
+            service.release = "npx sequelize-cli db:migrate"
+            service.why["release"] = Why(
+                f"sequelize-cli and migrations in {repo.rel(folder / target)}",
+                repo.rel(manifest),
+                repo.line_of(manifest, '"sequelize-cli"'),
+            )
+            if "sequelize-cli" not in runtime_deps:
+                service.warnings.append(
+                    "the release runs sequelize-cli, a devDependency that production images "
+                    "prune: move `sequelize-cli` to dependencies"
+                )
 
 
 def workspace_members(repo: Repo, notes: list[str]) -> list[Path] | None:
