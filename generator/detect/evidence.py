@@ -463,7 +463,10 @@ def _add(evidence: Evidence, name: str, text: str, why: Why) -> Process | None:
     """A process from a command line of a platform file, split into what runs without a shell."""
     split = runnable(text)
     # A dev server's reload flag (compose files are often the dev set-up) is not production.
-    split.command = re.sub(r"\s--reload\b(?:=\S+)?", "", split.command)
+    split.command = re.sub(
+        r"\s--reload-(?:dir|include|exclude|delay)(?:=\S+|\s+\S+)", "", split.command
+    )
+    split.command = re.sub(r"\s--reload\b(?!-)(?:=\S+)?", "", split.command)
     if not split.command:
         return None
     if _DEV.search(split.command):
@@ -526,6 +529,7 @@ def compose(repo: Repo, folder: Path, evidence: Evidence) -> None:
                         store, repo.why(f"{image} in {name}", path, f"image: {image}")
                     )
                 elif "build" in spec and _builds(repo, place, spec.get("build"), folder):
+                    spec = _with_script(repo, place, spec)
                     _compose_service(repo, path, str(key), spec, evidence)
                     build = spec.get("build")
                     dockerfile = get(build, "dockerfile")
@@ -533,6 +537,76 @@ def compose(repo: Repo, folder: Path, evidence: Evidence) -> None:
                         root = _resolve(place, str(build.get("context") or "."))
                         evidence.dockerfiles.append((_resolve(root, dockerfile), root))
             break
+
+
+def _with_script(repo: Repo, place: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """`command: /start-celeryworker`, a script the Dockerfile copied there: its command.
+
+    The script's `exec` line, else its last top-level command, is the process; migrations
+    before it are the release (a `;` chain of both, as `_add` splits it).
+    """
+    command = spec.get("command")
+    if isinstance(command, list) and len(command) == 1:
+        command = command[0]
+    if not isinstance(command, str) or len(command.split()) != 1:
+        return spec
+    build = spec.get("build")
+    context = _resolve(
+        place, str(get(build, "context") or build if isinstance(build, str) else ".")
+    )
+    if isinstance(build, dict):
+        context = _resolve(place, str(build.get("context") or "."))
+    dockerfile = get(build, "dockerfile") if isinstance(build, dict) else None
+    script: Path | None = None
+    if isinstance(dockerfile, str) or repo.exists(context / "Dockerfile"):
+        image = _Image(repo, context)
+        for _, word, rest in _instructions(
+            repo.text(_resolve(context, dockerfile or "Dockerfile"))
+        ):
+            if word == "WORKDIR":
+                image.workdir = posixpath.normpath(posixpath.join(image.workdir, rest.strip("\"'")))
+            elif word in ("COPY", "ADD"):
+                image.copy(rest)
+        target = command if command.startswith("/") else posixpath.join(image.workdir, command)
+        found = image.local(target)
+        script = repo.root / found if found else None
+    if script is None or not repo.exists(script):
+        return spec
+    steps = _script_steps(repo.text(script))
+    if not steps:
+        return spec
+    return {**spec, "command": " && ".join(steps)}
+
+
+def _script_steps(text: str) -> list[str]:
+    """The top-level commands of a shell script: migrations and the last command (or exec)."""
+    depth, last, release = 0, "", ""
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if lines and lines[-1].endswith("\\"):
+            lines[-1] = lines[-1][:-1].rstrip() + " " + line
+        else:
+            lines.append(line)
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        opens = words[0] in ("if", "for", "while", "until", "case") or line.endswith("{")
+        if opens:
+            depth += 1
+        if words[0] in ("fi", "done", "esac", "}") or line.startswith("}"):
+            depth = max(0, depth - 1)
+            continue
+        if depth or opens or words[0] in ("set", "echo", "rm", "sleep", "export", "cd", ">&2"):
+            continue
+        if _MIGRATION.search(line) and not release:
+            release = line
+            continue
+        last = line
+        if line.startswith("exec "):
+            break
+    return [step for step in (release, last) if step]
 
 
 def _resolve(base: Path, relative: str) -> Path:
