@@ -51,6 +51,10 @@ NODE_WEB = {
 MOBILE = {"expo", "react-native", "@capacitor/core", "electron"}
 _ROUTE = re.compile(
     r"""\b(?:app|router|server|fastify|api)\.(?:get|all|head|route)\(\s*["'`](/[^"'`]*)["'`]"""
+    # `app.use("/healthcheck", (req, res) => ...)`: a handler of its own answers every method
+    # (`app.use("/api", router)` mounts a router: not a route).
+    r"""|\b(?:app|router|server)\.use\(\s*["'`](/[^"'`]*)["'`]\s*,\s*"""
+    r"""(?:async\s+)?(?:function\b|\([^()]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)"""
 )
 _PORTS = (
     re.compile(r"""(?:-p|--port)[= ]+(\d{2,5})\b"""),
@@ -211,7 +215,8 @@ def detect_node(
         for file, text in sources.items():
             for m in _ROUTE.finditer(text):
                 line = text.count("\n", 0, m.start()) + 1
-                routes.append((m.group(1), Why(f"route in {repo.rel(file)}", repo.rel(file), line)))
+                route = m.group(1) or m.group(2)
+                routes.append((route, Why(f"route in {repo.rel(file)}", repo.rel(file), line)))
             relative = file.relative_to(folder).as_posix()
             if named := _FILE_ROUTE.match(relative):
                 routes.append(
