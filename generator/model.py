@@ -255,10 +255,37 @@ def _base_image(runtime: str, version: str) -> str:
     return f"node:{version}-bookworm-slim"
 
 
+def _health_path(raw: dict[str, Any]) -> str:
+    """The health path of a web service: /healthz by default, '' for `health: null`.
+
+    A service without a health route (`health: null`) is checked by connecting to its port:
+    no HTTP path is probed, so none that the app does not serve answers 404.
+    """
+    if "health" in raw and raw["health"] is None:
+        return ""
+    return str(raw.get("health", "/healthz"))
+
+
 def _health_argv(runtime: str, port: int, path: str) -> tuple[str, ...]:
-    """An HTTP health probe that needs nothing beyond the runtime (slim images have no curl)."""
+    """A health probe that needs nothing beyond the runtime (slim images have no curl).
+
+    HTTP on the health path; a TCP connection to the port when the service has none.
+    """
     if not port:
         return ()
+    if not path:
+        if runtime == "python":
+            return (
+                "python",
+                "-c",
+                f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=4)",
+            )
+        return (
+            "node",
+            "-e",
+            f"require('net').connect({port}, '127.0.0.1')"
+            ".on('connect', () => process.exit(0)).on('error', () => process.exit(1))",
+        )
     url = f"http://127.0.0.1:{port}{path}"
     if runtime == "python":
         # urlopen raises on 4xx/5xx and on connection errors: any failure exits non-zero.
@@ -425,10 +452,8 @@ def build_project(data: dict[str, Any]) -> Project:
             lockfiles=LOCKFILES[manager],
             command=tuple(shlex.split(main["command"])),
             health_port=first_web.get("port", 0),
-            health_path=first_web.get("health", "/healthz") if first_web else "",
-            healthcheck=_health_argv(
-                runtime, first_web.get("port", 0), first_web.get("health", "/healthz")
-            ),
+            health_path=_health_path(first_web) if first_web else "",
+            healthcheck=_health_argv(runtime, first_web.get("port", 0), _health_path(first_web)),
             services=tuple(n for n, _ in members),
             mounts=tuple(
                 dict.fromkeys(v["mount"] for _, r in members for v in r.get("volumes", []))
@@ -475,7 +500,7 @@ def build_project(data: dict[str, Any]) -> Project:
         port = raw.get("port", 0)
         datastore_env = _datastore_env(raw, name)
         uses = tuple(link.store for link in datastore_env)
-        health = raw.get("health", "/healthz") if port else ""
+        health = _health_path(raw) if port else ""
         services.append(
             Service(
                 name=service_name,

@@ -332,10 +332,33 @@ def yaml_services(descriptor: Path) -> dict[str, dict[str, Any]]:
 def test_no_health_route_and_no_literal_port_are_not_invented(tmp_path: Path) -> None:
     descriptor = init(tmp_path, "express-no-health", "--yes")
     raw = yaml_services(descriptor)["web"]
-    assert "health" not in raw, "no route answers /healthz: the descriptor must not claim one"
+    # No route answers /healthz: the descriptor says there is none (null), since left out
+    # the health path would be the default /healthz.
+    assert "health" in raw and raw["health"] is None
     # The code listens on $PORT: the port is made true by setting PORT, not guessed.
     assert (raw["port"], raw["env"]) == (3000, {"PORT": "3000"})
     assert "commit pnpm-lock.yaml" in descriptor.read_text()
+
+
+def test_no_health_route_generates_port_checks_only(tmp_path: Path) -> None:
+    """`health: null`: every generated check connects to the port; none probes a path."""
+    descriptor = init(tmp_path, "express-no-health", "--yes")
+    text = descriptor.read_text().replace("#   kubernetes: true", "  kubernetes: true")
+    text = text.replace("# targets:", "targets:")
+    descriptor.write_text(text)
+    out = tmp_path / "out"
+    code, stdout, err = run("generate", str(descriptor), "--out", str(out))
+    assert code == 0, stdout + err
+    generated = {
+        path.relative_to(out).as_posix(): path.read_text()
+        for path in out.rglob("*")
+        if path.is_file()
+    }
+    assert not [name for name, body in generated.items() if "/healthz" in body]
+    dockerfile = next(body for name, body in generated.items() if "Dockerfile" in name)
+    assert "require('net').connect(3000, '127.0.0.1')" in dockerfile
+    manifests = "".join(body for name, body in generated.items() if name.startswith("k8s/"))
+    assert "httpGet" not in manifests and "tcpSocket" in manifests
 
 
 def test_workers_arq_and_celery_beat(tmp_path: Path) -> None:
@@ -541,7 +564,7 @@ def test_dockerfile_in_docker_folder_multi_stage_and_mounted_routes(tmp_path: Pa
     # /opt/tracker from the builder, which copied the repository there.
     assert (web.command, web.port, web.version) == ("uwsgi docker/uwsgi.ini", 8800, "3.13")
     # `status/` is mounted under `api/v2/` by include(): its path is not claimed.
-    assert "health" not in yaml_services(descriptor)["web"]
+    assert yaml_services(descriptor)["web"]["health"] is None
     standalone = init(tmp_path, "next-standalone", "--yes")
     (next_web,) = services(standalone).values()
     assert next_web.command == "npm run start", "server.js exists only in the builder's output"

@@ -201,6 +201,11 @@ def _service_lines(service: Service, guessed: dict[str, Question], note: object)
                 f"    health: {yaml_str(service.health)}{note(where + '.health', why('health'))}"
             )
         else:
+            # Left out, the health path would be the default /healthz, which this app does
+            # not serve: null says it has none, and every check connects to the port instead.
+            lines.append(
+                "    health: null  # no health route found: the checks connect to the port"
+            )
             lines.append(
                 f"    # guessed: health: {DEFAULT_HEALTH}  # no health route found: add one "
                 "that answers 200 and set it here"

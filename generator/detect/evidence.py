@@ -31,6 +31,11 @@ _MIGRATION = re.compile(
     r"|prisma\s+migrate\s+deploy|prisma\s+db\s+push|knex\s+migrate|sequelize\s+db:migrate"
     r"|typeorm\s+migration:run|npm\s+run\s+migrate|yarn\s+migrate|aerich\s+upgrade)"
 )
+_DEV = re.compile(
+    r"^(?:(?:npm|pnpm|yarn|bun)\s+(?:run\s+)?(?:dev|start:dev|develop|serve)\b"
+    r"|(?:npx\s+)?(?:next|vite|nuxt)\s+dev\b|(?:npx\s+)?nodemon\b|ts-node-dev\b"
+    r"|(?:python3?(?:\.\d+)?\s+)?\S*manage\.py\s+runserver\b|flask\s+run\b)"
+)
 _RUNNER = re.compile(r"^(?:poetry\s+run|pipenv\s+run|uv\s+run(?:\s+--\S+)*)\s+")
 _REDIRECT = re.compile(r"\s+(?:\d?>&\d|\d?>>?\s*/dev/null)(?=\s|$)")
 _SHELL_VAR = re.compile(r"\$\{?(?!PORT\b)[A-Za-z_][A-Za-z0-9_]*")
@@ -334,6 +339,7 @@ def dockerfile(repo: Repo, folder: Path, evidence: Evidence) -> None:
         return
     base = repo.rel(folder)
     cmd: tuple[int, list[str] | str] | None = None
+    probe: tuple[str, int, int] | None = None  # HEALTHCHECK's path, port and line
     entrypoint: list[str] = []
     port: tuple[int, int] | None = None
     env_port: tuple[int, int] | None = None
@@ -346,7 +352,7 @@ def dockerfile(repo: Repo, folder: Path, evidence: Evidence) -> None:
             if m:
                 version = m.group(2) if m.group(1) == "python" else m.group(2).split(".")[0]
                 evidence.version = (m.group(1), version, Why(f"FROM {name}", repo.rel(path), line))
-            cmd, entrypoint, port, env_port = None, [], None, None
+            cmd, entrypoint, port, env_port, probe = None, [], None, None, None
             image = _Image(repo, context)
             alias = re.search(r"\s[Aa][Ss]\s+(\S+)", rest)
             stages[alias.group(1).lower() if alias else str(len(stages))] = image
@@ -363,6 +369,8 @@ def dockerfile(repo: Repo, folder: Path, evidence: Evidence) -> None:
                 entrypoint = form if form is not None else shlex.split(rest)
             except ValueError:
                 entrypoint = []
+        elif word == "HEALTHCHECK" and (m := _PROBE.search(rest)):
+            probe = (m.group(2) or "/", int(m.group(1)), line)
         elif word == "EXPOSE" and (m := re.match(r"^(\d{2,5})", rest)):
             port = (int(m.group(1)), line)
         elif word == "ENV" and (m := re.search(r"(?:^|\s)PORT[= ]\"?(\d{2,5})\b", rest)):
@@ -388,9 +396,14 @@ def dockerfile(repo: Repo, folder: Path, evidence: Evidence) -> None:
                 argv += shlex.split(shell.command)
             except ValueError:
                 argv = []
-        argv, working_dir = image.rewrite(argv, base)
         why = Why(f"CMD of {path.name}", repo.rel(path), line)
-        if argv:
+        script = _script_of(argv)
+        if script:
+            # `CMD ["./boot.sh"]`: the script's `exec` line is the process, its migrations
+            # the release, as for an entrypoint script.
+            process = _entrypoint_script(repo, image, script, evidence, why)
+        argv, working_dir = image.rewrite(argv, base)
+        if argv and process is None:
             process = _add(evidence, "web", shlex.join(argv), why)
         if process and shell:
             # `CMD alembic upgrade head && uvicorn ...`: the chain's parts, kept apart.
@@ -404,9 +417,22 @@ def dockerfile(repo: Repo, folder: Path, evidence: Evidence) -> None:
             process.assembled = True
     elif entrypoint and wrapper:
         process = _entrypoint_script(repo, image, entrypoint[0], evidence, Why("", repo.rel(path)))
+    if process and probe and process.health is None:
+        # `HEALTHCHECK CMD curl -f http://localhost:8000/health`: the route the image probes.
+        why = Why(f"HEALTHCHECK of {path.name}", repo.rel(path), probe[2])
+        process.health, process.health_why = probe[0], why
+        if process.port is None:
+            process.port, process.port_why = probe[1], why
     if process and env_port:
         # The image set PORT for a command that reads it (uwsgi `$(PORT)`, gunicorn): keep it.
         process.env.setdefault("PORT", str(env_port[0]))
+
+
+def _script_of(argv: list[str]) -> str:
+    """The shell script a command only runs (`./boot.sh`, `sh start.sh`), or ''."""
+    if argv and argv[0].rsplit("/", 1)[-1] in ("sh", "bash", "ash"):
+        argv = argv[1:]
+    return argv[0] if len(argv) == 1 and argv[0].endswith(".sh") else ""
 
 
 def _entrypoint_script(
@@ -437,8 +463,16 @@ def _add(evidence: Evidence, name: str, text: str, why: Why) -> Process | None:
     """A process from a command line of a platform file, split into what runs without a shell."""
     split = runnable(text)
     # A dev server's reload flag (compose files are often the dev set-up) is not production.
-    split.command = re.sub(r"\s--reload\b(?:=\S+)?", "", split.command)
+    split.command = re.sub(
+        r"\s--reload-(?:dir|include|exclude|delay)(?:=\S+|\s+\S+)", "", split.command
+    )
+    split.command = re.sub(r"\s--reload\b(?!-)(?:=\S+)?", "", split.command)
     if not split.command:
+        return None
+    if _DEV.search(split.command):
+        # `npm run dev`, `next dev`, `nodemon`, `manage.py runserver`: a dev set-up's
+        # command says nothing of production (the framework's own start command is used).
+        evidence.notes.append(f"{why.file}: `{split.command}` is a development server: not used")
         return None
     process = Process(name=name, command=split.command, why=why, env=split.env)
     process.working_dir = split.working_dir
@@ -495,6 +529,7 @@ def compose(repo: Repo, folder: Path, evidence: Evidence) -> None:
                         store, repo.why(f"{image} in {name}", path, f"image: {image}")
                     )
                 elif "build" in spec and _builds(repo, place, spec.get("build"), folder):
+                    spec = _with_script(repo, place, spec)
                     _compose_service(repo, path, str(key), spec, evidence)
                     build = spec.get("build")
                     dockerfile = get(build, "dockerfile")
@@ -502,6 +537,76 @@ def compose(repo: Repo, folder: Path, evidence: Evidence) -> None:
                         root = _resolve(place, str(build.get("context") or "."))
                         evidence.dockerfiles.append((_resolve(root, dockerfile), root))
             break
+
+
+def _with_script(repo: Repo, place: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """`command: /start-celeryworker`, a script the Dockerfile copied there: its command.
+
+    The script's `exec` line, else its last top-level command, is the process; migrations
+    before it are the release (a `;` chain of both, as `_add` splits it).
+    """
+    command = spec.get("command")
+    if isinstance(command, list) and len(command) == 1:
+        command = command[0]
+    if not isinstance(command, str) or len(command.split()) != 1:
+        return spec
+    build = spec.get("build")
+    context = _resolve(
+        place, str(get(build, "context") or build if isinstance(build, str) else ".")
+    )
+    if isinstance(build, dict):
+        context = _resolve(place, str(build.get("context") or "."))
+    dockerfile = get(build, "dockerfile") if isinstance(build, dict) else None
+    script: Path | None = None
+    if isinstance(dockerfile, str) or repo.exists(context / "Dockerfile"):
+        image = _Image(repo, context)
+        for _, word, rest in _instructions(
+            repo.text(_resolve(context, dockerfile or "Dockerfile"))
+        ):
+            if word == "WORKDIR":
+                image.workdir = posixpath.normpath(posixpath.join(image.workdir, rest.strip("\"'")))
+            elif word in ("COPY", "ADD"):
+                image.copy(rest)
+        target = command if command.startswith("/") else posixpath.join(image.workdir, command)
+        found = image.local(target)
+        script = repo.root / found if found else None
+    if script is None or not repo.exists(script):
+        return spec
+    steps = _script_steps(repo.text(script))
+    if not steps:
+        return spec
+    return {**spec, "command": " && ".join(steps)}
+
+
+def _script_steps(text: str) -> list[str]:
+    """The top-level commands of a shell script: migrations and the last command (or exec)."""
+    depth, last, release = 0, "", ""
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if lines and lines[-1].endswith("\\"):
+            lines[-1] = lines[-1][:-1].rstrip() + " " + line
+        else:
+            lines.append(line)
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        opens = words[0] in ("if", "for", "while", "until", "case") or line.endswith("{")
+        if opens:
+            depth += 1
+        if words[0] in ("fi", "done", "esac", "}") or line.startswith("}"):
+            depth = max(0, depth - 1)
+            continue
+        if depth or opens or words[0] in ("set", "echo", "rm", "sleep", "export", "cd", ">&2"):
+            continue
+        if _MIGRATION.search(line) and not release:
+            release = line
+            continue
+        last = line
+        if line.startswith("exec "):
+            break
+    return [step for step in (release, last) if step]
 
 
 def _resolve(base: Path, relative: str) -> Path:
@@ -515,14 +620,51 @@ def _builds(repo: Repo, place: Path, build: Any, folder: Path) -> bool:
     dockerfile = get(build, "dockerfile") if isinstance(build, dict) else None
     root = Path(posixpath.normpath(str(place / context)))
     if isinstance(dockerfile, str):
-        where = Path(posixpath.normpath(str(root / dockerfile))).parent
+        path = Path(posixpath.normpath(str(root / dockerfile)))
+        where = path.parent
         if where == folder:
             return True
+        # docker/backend.Dockerfile with `context: .` that copies apps/backend/ builds
+        # apps/backend: the folders its COPY lines take the project from say which.
+        copied = _copied_projects(repo, path, root)
+        if folder != root and folder in copied:
+            return True
+        if root == folder and copied and folder not in copied:
+            return False
         # docker/Dockerfile with `context: ..` builds the project at the context, unless the
         # Dockerfile's folder is a project of its own (backend/Dockerfile, `context: .`).
-        manifests = ("pyproject.toml", "requirements.txt", "Pipfile", "package.json")
-        return root == folder and not any(repo.exists(where / m) for m in manifests)
+        return root == folder and not any(repo.exists(where / m) for m in MANIFESTS)
     return root == folder
+
+
+MANIFESTS = ("pyproject.toml", "requirements.txt", "Pipfile", "package.json")
+
+
+def _copied_projects(repo: Repo, dockerfile: Path, context: Path) -> set[Path]:
+    """The project folders (with a manifest) a Dockerfile's COPY/ADD lines copy from."""
+    found: set[Path] = set()
+    for _, word, rest in _instructions(repo.text(dockerfile)):
+        if word not in ("COPY", "ADD") or "--from" in rest:
+            continue
+        try:
+            words = [w for w in shlex.split(rest) if not w.startswith("--")]
+        except ValueError:
+            continue
+        for source in words[:-1]:
+            if "*" in source or ".." in source.split("/"):
+                continue
+            place = _resolve(context, source.removeprefix("./"))
+            if repo.exists(place) and not place.is_dir():
+                place = place.parent
+            # The nearest folder at or above the source that has a manifest of its own.
+            while place != context and place.is_relative_to(context):
+                if any(repo.exists(place / m) for m in MANIFESTS):
+                    found.add(place)
+                    break
+                place = place.parent
+            else:
+                found.add(context)
+    return found
 
 
 def _compose_service(
@@ -705,4 +847,29 @@ def read(repo: Repo, folder: Path) -> Evidence:
             web.health, web.health_why = process.health, process.health_why
         if web is not None and web.port is None and process.port:
             web.port, web.port_why = process.port, process.port_why
+    # A compose service running what a Procfile (or another file) already declares
+    # (`celery -A config.celery worker -l INFO` beside Procfile's `... worker -l info -Q x`)
+    # is the same process in a local set-up, not one more.
+    declared = [_signature(p.command) for p in evidence.processes if not _composed(p)]
+    for process in [p for p in evidence.processes if _composed(p)]:
+        if _signature(process.command) in declared:
+            evidence.processes.remove(process)
+            evidence.notes.append(
+                f"{process.why.file}: `{process.command}` repeats a process declared elsewhere"
+            )
     return evidence
+
+
+def _composed(process: Process) -> bool:
+    return process.name.startswith("compose:")
+
+
+def _signature(command: str) -> tuple[str, ...]:
+    """What a command runs, without its tuning flags: its first four words, lowercased."""
+    try:
+        words = shlex.split(command.lower())
+    except ValueError:
+        words = command.lower().split()
+    if words[:2] in (["python", "-m"], ["python3", "-m"]):
+        words = words[2:]
+    return tuple(words[:4])

@@ -51,6 +51,10 @@ NODE_WEB = {
 MOBILE = {"expo", "react-native", "@capacitor/core", "electron"}
 _ROUTE = re.compile(
     r"""\b(?:app|router|server|fastify|api)\.(?:get|all|head|route)\(\s*["'`](/[^"'`]*)["'`]"""
+    # `app.use("/healthcheck", (req, res) => ...)`: a handler of its own answers every method
+    # (`app.use("/api", router)` mounts a router: not a route).
+    r"""|\b(?:app|router|server)\.use\(\s*["'`](/[^"'`]*)["'`]\s*,\s*"""
+    r"""(?:async\s+)?(?:function\b|\([^()]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)"""
 )
 _PORTS = (
     re.compile(r"""(?:-p|--port)[= ]+(\d{2,5})\b"""),
@@ -164,6 +168,8 @@ def detect_node(
     )
     start = scripts.get("start", "")
     declared = evidence.process("web")
+    # Its probe stays true of the start script too: the same server answers it.
+    probed = declared
     if declared and declared.assembled and start:
         # The Dockerfile's final stage is assembled from its build stage's outputs (Next.js
         # standalone, a copied dist folder): its CMD needs that layout, which an image built
@@ -209,15 +215,16 @@ def detect_node(
         for file, text in sources.items():
             for m in _ROUTE.finditer(text):
                 line = text.count("\n", 0, m.start()) + 1
-                routes.append((m.group(1), Why(f"route in {repo.rel(file)}", repo.rel(file), line)))
+                route = m.group(1) or m.group(2)
+                routes.append((route, Why(f"route in {repo.rel(file)}", repo.rel(file), line)))
             relative = file.relative_to(folder).as_posix()
             if named := _FILE_ROUTE.match(relative):
                 routes.append(
                     (named.group(1), Why(f"route in {repo.rel(file)}", repo.rel(file), 1))
                 )
         health = health_route(routes)
-        if declared and declared.health and declared.health_why:
-            service.health, service.why["health"] = declared.health, declared.health_why
+        if probed and probed.health and probed.health_why:
+            service.health, service.why["health"] = probed.health, probed.health_why
         elif health:
             service.health, service.why["health"] = health
     elif {"bullmq", "bull", "bee-queue"} & deps:
@@ -323,6 +330,15 @@ def _port(
     if "next" in deps and "next start" in start:
         service.port, service.why["port"] = 3000, Why("Next.js's default port for `next start`")
         return
+    if "fastify-cli" in deps and re.search(r"\bfastify\s+start\b", start):
+        # fastify-cli listens on PORT (default 3000) and on localhost unless FASTIFY_ADDRESS
+        # says otherwise: both set, the container answers on its port.
+        service.port, service.env["PORT"] = 3000, "3000"
+        service.env.setdefault("FASTIFY_ADDRESS", "0.0.0.0")
+        service.why["port"] = Why(
+            "port 3000: fastify-cli's default for `fastify start`, set in env"
+        )
+        return
     reads = next((f for f, t in sources.items() if "process.env.PORT" in t), None)
     if reads is not None:
         # The code listens on whatever PORT says: setting it makes the port true, not a guess.
@@ -398,6 +414,26 @@ def _datastores(
                 "the release runs the prisma CLI, a devDependency that production images "
                 "prune: move `prisma` to dependencies"
             )
+    elif "sequelize-cli" in deps and not evidence.release and not service.release:
+        # sequelize-cli reads .sequelizerc for where the migrations live, else migrations/.
+        rc = folder / ".sequelizerc"
+        target = "migrations"
+        if m := re.search(
+            r"""['"]migrations-path['"]\s*:\s*[^'"]*['"]([^'"]+)['"]""", repo.text(rc)
+        ):
+            target = m.group(1).strip("./") or "migrations"
+        if (folder / target).is_dir() and any((folder / target).glob("*.js")):
+            service.release = "npx sequelize-cli db:migrate"
+            service.why["release"] = Why(
+                f"sequelize-cli and migrations in {repo.rel(folder / target)}",
+                repo.rel(manifest),
+                repo.line_of(manifest, '"sequelize-cli"'),
+            )
+            if "sequelize-cli" not in runtime_deps:
+                service.warnings.append(
+                    "the release runs sequelize-cli, a devDependency that production images "
+                    "prune: move `sequelize-cli` to dependencies"
+                )
 
 
 def workspace_members(repo: Repo, notes: list[str]) -> list[Path] | None:

@@ -11,6 +11,7 @@ import ast
 import configparser
 import fnmatch
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,8 +340,13 @@ def _call(node: ast.Call, found: PyFile) -> None:
     first = _const(node.args[0]) if node.args else None
     routing = ("add_api_route", "add_url_rule", "Route", "path", "re_path")
     second = node.args[1] if len(node.args) > 1 else None
-    if called in ("path", "re_path") and isinstance(second, ast.Call):
-        if _name(second.func) == "include" and isinstance(first, str) and first.strip("^/"):
+    if (
+        called in ("path", "re_path")
+        and isinstance(second, ast.Call)
+        and _name(second.func) == "include"
+    ):
+        # `path("api/", include(...))` mounts a list; `path("x/", View.as_view())` is a route.
+        if isinstance(first, str) and first.strip("^/"):
             target = second.args[0] if second.args else None
             name = (
                 _const(target)
@@ -431,6 +437,67 @@ def _kind(command: str) -> str:
     return ""
 
 
+_MODULE_ARG = re.compile(r"^([A-Za-z_]\w*)((?:\.\w+)*)(:[\w.]+(?:\(\))?)?$")
+
+
+def _stale_modules(
+    repo: Repo, folder: Path, files: list[PyFile], process: platform.Process
+) -> None:
+    """A module a declared command names that the repository does not have, mended.
+
+    `gunicorn dtb.asgi:application` in a project whose only asgi.py is config/asgi.py (a
+    Procfile copied from another project) cannot start: the one module of that name the
+    code has is used, with a warning. Several candidates, or none: the command stays.
+    """
+    try:
+        words = shlex.split(process.command)
+    except ValueError:
+        return
+    base = folder / process.working_dir if process.working_dir else folder
+    program = words[0].rsplit("/", 1)[-1] if words else ""
+    for index, word in enumerate(words):
+        after_app = index > 0 and words[index - 1] in ("-A", "--app")
+        value = word.split("=", 1)[1] if word.startswith("--app=") else word
+        celery = program == "celery" and (after_app or word.startswith("--app="))
+        served = program in ("gunicorn", "uvicorn") and ":" in word and not word.startswith("-")
+        if not (celery or served) or not (m := _MODULE_ARG.match(value)):
+            continue
+        top, rest = m.group(1), m.group(2)
+        if any(
+            repo.exists(place) or (base / top).is_dir()
+            for place in (base / f"{top}.py", base / top / "__init__.py", base / "src" / top)
+        ):
+            continue
+        if celery:
+            found = {module_of(repo, f.path, base)[0] for f in files if f.celery}
+            found = {m.rsplit(".celery", 1)[0] if m.endswith(".celery") else m for m in found}
+        else:
+            leaf = rest.rsplit(".", 1)[-1] + ".py" if rest else ""
+            found = {
+                module_of(repo, f.path, base)[0].rsplit(".", 1)[0]
+                for f in files
+                if leaf and f.path.name == leaf
+            }
+        if len(found) != 1:
+            continue
+        package = found.pop()
+        mended = value.replace(top + rest, package + (rest if not celery else ""), 1)
+        if not served:
+            mended = value.replace(top + rest, package, 1) if rest else package
+        # The word replaced in the line as written: quoting and $PORT stay as they are.
+        fresh = word.replace(value, mended)
+        process.command = re.sub(
+            rf"(?<!\S){re.escape(word)}(?!\S)",
+            fresh.replace("\\", "\\\\"),
+            process.command,
+            count=1,
+        )
+        process.warnings.append(
+            f"{process.why.file} names the module `{top}`, which this repository does not "
+            f"have: `{mended}` is used instead"
+        )
+
+
 def _placeholder(command: str) -> str:
     """$PORT (no shell expands it) as the placeholder the port replaces once it is known."""
     return platform._PORT_VAR.sub("{port}", command)
@@ -456,6 +523,9 @@ def detect_python(repo: Repo, folder: Path, name: str, skip: set[Path]) -> list[
     )
     _datastores(repo, folder, deps, files, evidence, base, manifest)
     base.warnings.extend(evidence.notes)
+
+    for process in evidence.processes:
+        _stale_modules(repo, folder, files, process)
 
     services: list[Service] = []
     web = base.copy()

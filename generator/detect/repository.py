@@ -130,6 +130,8 @@ def detect(root: Path) -> Detection:
                 if kind == "python"
                 else node.node_services(repo, folder, name, nested(folder))
             )
+    for service in services:
+        _unprivileged(service)
     guess_port_placeholders(services)
     _name_services(services)
     shared = len({s.path for s in services}) > 1
@@ -140,6 +142,41 @@ def detect(root: Path) -> Detection:
     for issue in repo.reader.notes:
         detection.notes.append(f"{issue.file}: {issue.message}")
     return detection
+
+
+UNPRIVILEGED_PORT = 8080
+
+
+def _unprivileged(service: Service) -> None:
+    """A port below 1024 (`--port 80`) moved to 8080 where the command states it.
+
+    The image runs as a non-root user without capabilities, which cannot bind below 1024;
+    the platforms publish the service on 80/443 all the same. A port the command does not
+    state (the code's own) cannot be moved from here: it is left out, to be answered.
+    """
+    port = service.port
+    if port is None or port >= 1024 or not service.command:
+        return
+    pattern = re.compile(rf"(--port[= ]|-p |--bind[= ]\S*:|-b \S*:|:)({port})(?=\s|$|['\"])")
+    moved, count = pattern.subn(rf"\g<1>{UNPRIVILEGED_PORT}", service.command)
+    why = service.why.get("port")
+    if count:
+        service.command, service.port = moved, UNPRIVILEGED_PORT
+        service.why["port"] = Why(
+            f"{why.text if why else f'port {port}'}, moved to "
+            f"{UNPRIVILEGED_PORT}: the image runs unprivileged",
+            why.file if why else "",
+            why.line if why else 0,
+        )
+    elif service.env.get("PORT") == str(port):
+        service.env["PORT"], service.port = str(UNPRIVILEGED_PORT), UNPRIVILEGED_PORT
+    else:
+        service.port = None
+        service.warnings.append(
+            f"it listens on port {port}, which an unprivileged container cannot bind: "
+            "make it listen on a port from 1024 up"
+        )
+        service.why.pop("port", None)
 
 
 def _name_services(services: list[Service]) -> None:

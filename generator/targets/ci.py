@@ -137,7 +137,8 @@ def _environment(
 ) -> dict[str, Any]:
     p, e = project.name, environment.name
     public = [s for s in project.services if s.public]
-    smoke = [_smoke(project, environment, s, len(public)) for s in public]
+    # A service without a health route (`health: null`) has no path to smoke-test.
+    smoke = [_smoke(project, environment, s, len(public)) for s in public if s.health]
     services = []
     for s in project.services:
         services.append(

@@ -225,7 +225,8 @@ def _app(project: Project, service: Service) -> dict[str, Any]:
         notes.append(f"autoscale is not done by PM2: {how}")
     if service.web and service.runtime == "python" and replicas == 1:
         notes.append("one process")
-    kind = f"web, port {service.port}, health {service.health}" if service.web else "worker"
+    health = service.health or "a connection to the port"
+    kind = f"web, port {service.port}, health {health}" if service.web else "worker"
     secrets = list(dict.fromkeys((*service.datastore_secrets, *service.secrets)))
     return {
         "service": service.name,

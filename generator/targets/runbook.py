@@ -56,7 +56,7 @@ def view(project: Project) -> dict[str, Any]:
             "urls": [
                 f"https://{naming.public_host(s.name, env.domain, public)}{s.health}"
                 for s in project.services
-                if s.public and env.domain
+                if s.public and env.domain and s.health
             ],
         }
         for env in project.environments

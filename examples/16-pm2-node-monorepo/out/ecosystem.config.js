@@ -25,6 +25,7 @@
 
 const fs = require("node:fs");
 const http = require("node:http");
+const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const { spawnSync } = require("node:child_process");
@@ -431,6 +432,15 @@ async function stable(pick, want) {
 
 /** "" when http://127.0.0.1:<port><route> answers 2xx, else why not. */
 function health(port, route) {
+  if (!route) {
+    // `health: null`: no health route; the port accepting a connection is the answer.
+    return new Promise((resolve) => {
+      const socket = net.connect({ host: "127.0.0.1", port, timeout: 5000 });
+      socket.on("connect", () => { socket.destroy(); resolve(""); });
+      socket.on("timeout", () => socket.destroy(new Error("no answer within 5 s")));
+      socket.on("error", (error) => resolve(error.message));
+    });
+  }
   return new Promise((resolve) => {
     const request = http.get({ host: "127.0.0.1", port, path: route, timeout: 5000 }, (response) => {
       response.resume();
