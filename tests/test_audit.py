@@ -28,8 +28,20 @@ CASES = sorted(p for p in FIXTURES.iterdir() if (p / "expected.yaml").is_file())
 SARIF_SCHEMA = Path(__file__).parent / "fixtures" / "check" / "sarif-schema-2.1.0.json"
 # Key-shaped values planted at test time, so that no such string is committed here.
 FAKE_KEY = "sk-ant-api03-" + "Q7" * 20 + "x9Zk"
-PLANTED = {"@@ANTHROPIC_KEY@@": FAKE_KEY}
-NEVER_PRINTED = (FAKE_KEY, "agentpass123")
+FAKE_SSH_KEY = (
+    "-----BEGIN OPENSSH "
+    + "PRIVATE KEY-----\n"
+    + "b3Bl" * 16
+    + "\n-----END OPENSSH PRIVATE KEY-----"
+)
+FAKE_B64 = "c2lnbmluZy" + "1rZXktZm9y" * 3 + "LXRlc3Rz"
+PLANTED = {
+    "@@ANTHROPIC_KEY@@": FAKE_KEY,
+    "@@SSH_KEY@@": FAKE_SSH_KEY,
+    "@@DB_PASSWORD@@": "agentpass123",
+    "@@B64_SECRET@@": FAKE_B64,
+}
+NEVER_PRINTED = (FAKE_KEY, "agentpass123", FAKE_B64, "b3Blb3Bl")
 
 
 def materialise(case: Path, tmp_path: Path) -> Path:
@@ -279,3 +291,19 @@ def test_scripts_are_followed_through_working_directories_and_release_drafts_are
     assert deploys[0].evidence[0].file == "backend/scripts/deploy.sh"
     assert status["migrations.run"].status == "pass"
     assert status["migrations.run"].evidence[0].file == "backend/scripts/prestart.sh"
+
+
+def test_key_files_kubernetes_secrets_and_tfvars_literals_are_each_reported(
+    tmp_path: Path,
+) -> None:
+    repo = materialise(FIXTURES / "committed-keys", tmp_path)
+    committed = next(f for f in run_audit(repo).findings if f.check == "secrets.committed")
+    places = [(e.file, e.line) for e in committed.evidence]
+    assert places == [
+        ("certs/tls.key", 1),
+        ("deploy/id_ed25519", 1),
+        ("k8s/secret.yaml", 7),
+        ("k8s/secret.yaml", 8),
+        ("k8s/secret.yaml", 12),
+        ("terraform/production.tfvars", 3),
+    ]

@@ -559,6 +559,68 @@ SECRET_FILES = (
 )
 
 
+# Files that are private keys by their name: reported by name and line, never read out.
+# (`*.pem` holding only certificates is public and passes.)
+KEY_FILES = (
+    *("*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk"),
+    *("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk"),
+)
+CERTIFICATE_ONLY = re.compile(r"-----BEGIN (TRUSTED )?CERTIFICATE-----")
+
+
+def _key_files(repo: Repo) -> list[Evidence]:
+    found: list[Evidence] = []
+    for rel in repo.named(*KEY_FILES):
+        text = repo.text(rel) or ""
+        if rel.endswith(".pem") and CERTIFICATE_ONLY.search(text) and "PRIVATE KEY" not in text:
+            continue
+        line = repo.line_of(rel, r"PRIVATE KEY") if text else None
+        found.append(Evidence(rel, line, "private key file (content not shown)"))
+    return found
+
+
+def _kube_secret_literals(repo: Repo) -> list[Evidence]:
+    """Values written into Kubernetes Secret manifests (stringData, or non-empty data)."""
+    found: list[Evidence] = []
+    for rel, kind, name, data, at in _kube_objects(repo):
+        if kind != "Secret":
+            continue
+        for part in ("stringData", "data"):
+            values = data.get(part)
+            if not isinstance(values, dict):
+                continue
+            start = repo.line_of(rel, rf"^\s*{part}:", at) or at
+            for key, value in values.items():
+                text = "" if value is None else str(value).strip()
+                if not text or PLACEHOLDER_VALUE.match(text):
+                    continue
+                line = repo.line_of(rel, rf"^\s*['\"]?{re.escape(str(key))}['\"]?\s*:", start)
+                found.append(
+                    Evidence(
+                        rel, line, f"Secret {name} {part}.{key} is a literal ({fingerprint(text)})"
+                    )
+                )
+    return found
+
+
+TFVARS_ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*\"([^\"]*)\"")
+
+
+def _tfvars_literals(repo: Repo) -> list[Evidence]:
+    """Secret-named Terraform variables given a literal value in a `*.tfvars` file."""
+    found: list[Evidence] = []
+    for rel in repo.glob("*.tfvars", "*.tfvars.json"):
+        for number, line in enumerate(repo.lines(rel), 1):
+            match = TFVARS_ASSIGNMENT.match(line)
+            if not match or not SECRET_NAME.search(match.group(1)):
+                continue
+            value = match.group(2).strip()
+            if PLACEHOLDER_VALUE.match(value) or len(value) < 6:
+                continue
+            found.append(Evidence(rel, number, f"value of {match.group(1)} ({fingerprint(value)})"))
+    return found
+
+
 def fingerprint(value: str) -> str:
     """A stable, redacted name for a secret value: enough to match it, never to read it."""
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
@@ -605,12 +667,20 @@ def _git(repo: Repo, *args: str) -> str | None:
 @check("Secrets")
 def secret_checks(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    hits: list[Evidence] = []
+    hits: list[Evidence] = _key_files(repo)
+    key_files = {e.file for e in hits}
+    seen: set[tuple[str, int | None]] = set()
     for rel in repo.glob(*SECRET_FILES):
-        if rel.endswith((".lock", "-lock.json", "package-lock.json")):
+        if rel.endswith((".lock", "-lock.json", "package-lock.json")) or rel in key_files:
             continue
         for number, kind, mark in _secret_hits(rel, repo.lines(rel)):
             hits.append(Evidence(rel, number, f"{kind} ({mark})"))
+            seen.add((rel, number))
+    hits += [
+        e
+        for e in [*_kube_secret_literals(repo), *_tfvars_literals(repo)]
+        if (e.file, e.line) not in seen
+    ]
     yield _finding(
         "secrets.committed",
         "No secret values in the tree",
