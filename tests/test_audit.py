@@ -307,3 +307,102 @@ def test_key_files_kubernetes_secrets_and_tfvars_literals_are_each_reported(
         ("k8s/secret.yaml", 12),
         ("terraform/production.tfvars", 3),
     ]
+
+
+MIGRATE_CRONJOB = """apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: orders-migrate
+spec:
+  schedule: "0 0 1 1 *"
+  suspend: true
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: migrate
+              image: ghcr.io/acme/orders:1.0.0
+              command: [alembic, upgrade, head]
+"""
+MIGRATE_JOB = """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: orders-migrate
+{annotations}spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: ghcr.io/acme/orders:1.0.0
+          command: [alembic, upgrade, head]
+"""
+
+
+def migrations(tmp_path: Path, files: dict[str, str]) -> tuple[str, str]:
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    found = next(f for f in run_audit(tmp_path).findings if f.check == "migrations.run")
+    return found.status, found.evidence[0].place()
+
+
+DEPLOY_WORKFLOW = (
+    "on: {{push: {{branches: [main]}}}}\njobs:\n  deploy:\n    runs-on: ubuntu-24.04\n"
+    "    environment: production\n    steps:\n      - run: {run}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "place"),
+    [
+        # A Job the pipeline creates from a (suspended) CronJob that migrates.
+        (
+            {
+                "k8s/migrate-cronjob.yaml": MIGRATE_CRONJOB,
+                ".github/workflows/deploy.yml": DEPLOY_WORKFLOW.format(
+                    run="kubectl create job orders-migrate-$GITHUB_SHA --from=cronjob/orders-migrate"
+                ),
+            },
+            "pass",
+            ".github/workflows/deploy.yml:7",
+        ),
+        # The same CronJob that nothing turns into a Job runs nothing before the rollout.
+        ({"k8s/migrate-cronjob.yaml": MIGRATE_CRONJOB}, "fail", "alembic.ini"),
+        # A Job manifest nobody applies is no release step, whatever its text says.
+        ({"k8s/migrate-job.yaml": MIGRATE_JOB.format(annotations="")}, "fail", "alembic.ini"),
+        # A Helm pre-upgrade hook, a kustomization and a script apply it.
+        (
+            {
+                "k8s/migrate-job.yaml": MIGRATE_JOB.format(
+                    annotations="  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n"
+                )
+            },
+            "pass",
+            "k8s/migrate-job.yaml:4",
+        ),
+        (
+            {
+                "k8s/migrate-job.yaml": MIGRATE_JOB.format(annotations=""),
+                "k8s/kustomization.yaml": "resources:\n  - migrate-job.yaml\n",
+            },
+            "pass",
+            "k8s/migrate-job.yaml:4",
+        ),
+        (
+            {
+                "k8s/migrate-job.yaml": MIGRATE_JOB.format(annotations=""),
+                "scripts/release.sh": "kubectl apply -f k8s/migrate-job.yaml\n",
+            },
+            "pass",
+            "k8s/migrate-job.yaml:4",
+        ),
+    ],
+)
+def test_a_migration_job_counts_only_when_something_applies_it(
+    files: dict[str, str], status: str, place: str, tmp_path: Path
+) -> None:
+    assert migrations(tmp_path, files) == (status, place)

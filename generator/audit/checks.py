@@ -444,17 +444,83 @@ def _release_steps(ctx: Context) -> list[Command]:
         hit = repo.search([rel], r"^\s+release:\s*\S")
         if hit:
             found.append(Command(*hit))
-    for doc_file, kind, _name, data, at in _kube_objects(repo):
-        if kind == "Job" or (
-            kind in ("Deployment", "StatefulSet") and _pod_spec(data).get("initContainers")
-        ):
-            source = repo.lines(doc_file)
-            body = "\n".join(source[max(at - 1, 0) : at + 200])
-            if MIGRATION_COMMAND.search(body) or (
-                kind == "Job" and re.search(r"migrat|release", body)
-            ):
-                found.append(Command(doc_file, at, f"{kind} runs the release command"))
+    applying = _applying_commands(ctx)
+    for doc_file, kind, name, data, at in _kube_objects(repo):
+        if kind in ("Deployment", "StatefulSet") and _pod_spec(data).get("initContainers"):
+            init = str(_pod_spec(data).get("initContainers"))
+            if MIGRATION_COMMAND.search(init) or re.search(r"migrat", init, re.I):
+                found.append(Command(doc_file, at, f"{kind} {name}: an init container migrates"))
+        elif kind == "Job" and _runs_migrations(_pod_spec(data)):
+            how = _job_applied(repo, applying, doc_file, name, data)
+            if how:
+                found.append(Command(doc_file, at, f"Job {name} runs the migrations ({how})"))
+        elif kind == "CronJob":
+            template = ((data.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
+            pod = (
+                (template.get("template") or {}).get("spec") if isinstance(template, dict) else None
+            )
+            if not isinstance(pod, dict) or not _runs_migrations(pod):
+                continue
+            from_cron = re.compile(rf"\bcreate\s+job\b.*--from[= ]cronjob/{re.escape(name)}\b")
+            trigger = _first(applying, from_cron)
+            if trigger:
+                found.append(
+                    Command(
+                        trigger.file, trigger.line, f"a Job from CronJob {name}: {trigger.text}"
+                    )
+                )
     return found
+
+
+HOOK_ANNOTATION = re.compile(r"^(helm\.sh/hook|argocd\.argoproj\.io/hook)$")
+
+
+def _runs_migrations(pod: dict[str, Any]) -> bool:
+    """Whether a pod spec's containers run a migration command (command, args)."""
+    runs = " ".join(
+        str(c.get(part) or "")
+        for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+        if isinstance(c, dict)
+        for part in ("command", "args")
+    )
+    return (
+        MIGRATION_COMMAND.search(runs) is not None or re.search(r"migrat", runs, re.I) is not None
+    )
+
+
+def _applying_commands(ctx: Context) -> list[Command]:
+    """What may apply a manifest: every CI command (and the scripts it runs), every script."""
+    found = [c for job in ctx.jobs for c in job.all_commands()]
+    for rel in ctx.repo.named("*.sh", "*.bash", "Makefile", "justfile"):
+        for number, line in enumerate(ctx.repo.lines(rel), 1):
+            if line.strip() and not line.strip().startswith("#"):
+                found.append(Command(rel, number, line.strip()))
+    return found
+
+
+def _job_applied(
+    repo: Repo, commands: list[Command], rel: str, name: str, data: dict[str, Any]
+) -> str:
+    """How a Job manifest gets applied (a hook, a kustomization, a command), or ""."""
+    annotations = (data.get("metadata") or {}).get("annotations") or {}
+    if isinstance(annotations, dict):
+        hook = next((str(k) for k in annotations if HOOK_ANNOTATION.match(str(k))), None)
+        if hook:
+            return f"{hook} annotation"
+    folder, _, base = rel.rpartition("/")
+    for kustomization in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        path = f"{folder}/{kustomization}" if folder else kustomization
+        for document in repo.yaml_documents(path) if repo.exists(path) else []:
+            resources = document.data.get("resources") if isinstance(document.data, dict) else None
+            if isinstance(resources, list) and any(
+                str(r).removeprefix("./") == base for r in resources
+            ):
+                return f"listed in {path}"
+    mentions = [re.escape(rel), rf"\bjob/{re.escape(name)}\b"]
+    if folder:
+        mentions.append(rf"(-f|-k|--filename|--kustomize)[= ]+\.?/?{re.escape(folder)}/?(\s|$)")
+    applied = _first(commands, re.compile("|".join(mentions)))
+    return f"applied by {applied.file}:{applied.line}" if applied else ""
 
 
 @check("Migrations")
