@@ -1424,6 +1424,100 @@ def observability_checks(ctx: Context) -> Iterator[Finding]:
         )
 
 
+LOG_COLLECTOR = re.compile(
+    r"\b(fluent-?bit|fluentd|vector|promtail|grafana/alloy|otel/opentelemetry-collector"
+    r"|opentelemetry-collector|filebeat|logstash|datadog/agent|grafana/loki)\b",
+    re.I,
+)
+LOG_DRIVERS = re.compile(
+    r"^\s*driver:\s*['\"]?(awslogs|fluentd|gelf|loki|syslog|journald|splunk|gcplogs|logentries|etwlogs)\b"
+)
+CLOUD_LOGS = re.compile(
+    r"logDriver\s*=?\s*:?\s*['\"]awslogs['\"]|\"logDriver\"\s*:\s*\"(awslogs|awsfirelens|splunk)\""
+    r"|resource\s+\"aws_cloudwatch_log_group\"|resource\s+\"google_cloud_run(_v2)?_service\""
+    r"|resource\s+\"azurerm_log_analytics_workspace\"|logs_destination\s*=",
+)
+STRUCTURED_LOGGING = re.compile(
+    r"^\s*['\"]?(structlog|python-json-logger|loguru|pino|winston|bunyan|logrus|zap|zerolog"
+    r"|pm2-logrotate)\b",
+    re.I,
+)
+
+
+def _log_evidence(repo: Repo) -> list[Evidence]:
+    found: list[Evidence] = []
+    for rel in _compose_files(repo):
+        lines = repo.lines(rel)
+        for number, line in enumerate(lines, 1):
+            if LOG_DRIVERS.match(line):
+                found.append(Evidence(rel, number, f"logging {line.strip()}"))
+            elif re.match(r"^\s*driver:\s*['\"]?(json-file|local)\b", line) and any(
+                "max-size" in later for later in lines[number : number + 4]
+            ):
+                found.append(
+                    Evidence(rel, number, f"logging {line.strip()}, rotated (kept on the host)")
+                )
+            elif re.match(r"^\s*image:", line) and LOG_COLLECTOR.search(line):
+                found.append(Evidence(rel, number, f"log collector {line.strip()}"))
+    for rel, kind, name, data, at in _kube_objects(repo):
+        if kind in (*WORKLOADS, "HelmRelease", "Application") and LOG_COLLECTOR.search(
+            f"{name} {_pod_spec(data).get('containers')} {data.get('spec')}"
+        ):
+            found.append(Evidence(rel, at, f"{kind} {name}: a log collector"))
+    hit = repo.search(repo.glob("*.tf", "*.json"), CLOUD_LOGS.pattern)
+    if hit:
+        found.append(Evidence(hit[0], hit[1], _short(hit[2])))
+    manifests = [
+        f
+        for f in repo.files
+        if f.rsplit("/", 1)[-1] in ("requirements.txt", "pyproject.toml", "package.json", "go.mod")
+    ]
+    for rel in manifests:
+        for number, line in enumerate(repo.lines(rel), 1):
+            bare = line.strip().strip(",").split(":")[0].strip().strip("'\"")
+            if STRUCTURED_LOGGING.match(bare) or re.search(
+                r"\b(go\.uber\.org/zap|sirupsen/logrus|rs/zerolog)\b", line
+            ):
+                found.append(Evidence(rel, number, f"logging library {bare}"))
+                break
+    hit = repo.search(
+        [f for f in repo.files if f.endswith((".sh", ".js", ".yml", ".yaml")) or "Dockerfile" in f],
+        r"pm2\s+install\s+pm2-logrotate|module:\s*['\"]pm2-logrotate",
+    )
+    if hit:
+        found.append(Evidence(hit[0], hit[1], "pm2-logrotate"))
+    return found
+
+
+@check("Observability")
+def log_checks(ctx: Context) -> Iterator[Finding]:
+    evidence = _log_evidence(ctx.repo)
+    yield _finding(
+        "observability.logs",
+        "Logs are shipped or kept",
+        PASS if evidence else FAIL,
+        "medium",
+        "logs are shipped to a collector or platform, or kept and rotated"
+        if evidence
+        else "nothing ships or keeps the logs: they live in the container until it is replaced",
+        evidence[:5]
+        or [
+            Evidence(
+                "(repository)",
+                None,
+                "searched compose logging drivers and collector images, Kubernetes log "
+                "collectors (fluent-bit, vector, promtail, otel), CloudWatch/Cloud Logging/"
+                "Log Analytics in Terraform and task definitions, pm2-logrotate, and logging "
+                "libraries in the dependency files",
+            )
+        ],
+        ""
+        if evidence
+        else "ship stdout to a log store (a logging driver, a collector DaemonSet, the "
+        "platform's log service) with a retention",
+    )
+
+
 # --- Environments and releases ----------------------------------------------------------------
 
 
