@@ -1171,6 +1171,73 @@ def _health_paths(repo: Repo) -> list[Evidence]:
     return list(dict.fromkeys(found))
 
 
+HELM_WORKLOAD = re.compile(r"^kind:\s*['\"]?(Deployment|StatefulSet|DaemonSet)\b")
+
+
+def _helm_workloads(repo: Repo) -> list[tuple[str, str, int, str]]:
+    """(template, kind, line, text) of the workloads in Helm chart templates, read as text:
+    a template is Go-templated YAML that rarely parses before it is rendered."""
+    parsed = {o[0] for o in _kube_objects(repo) if o[1] in WORKLOADS}
+    found: list[tuple[str, str, int, str]] = []
+    for rel in repo.glob("charts/*/templates/*", "*/charts/*/templates/*"):
+        if rel in parsed or not rel.endswith((".yaml", ".yml", ".tpl")):
+            continue
+        text = repo.text(rel) or ""
+        # One manifest per `---`; each workload is checked on its own text.
+        offset = 0
+        for part in re.split(r"^---\s*$", text, flags=re.M):
+            for number, line in enumerate(part.splitlines(), offset + 1):
+                match = HELM_WORKLOAD.match(line)
+                if match:
+                    found.append((rel, match.group(1), number, part))
+                    break
+            offset += part.count("\n") + 1
+    return found
+
+
+def _chart_values(repo: Repo, template: str) -> str:
+    chart = template.split("/templates/", 1)[0]
+    return "\n".join(repo.text(f"{chart}/{name}") or "" for name in ("values.yaml", "values.yml"))
+
+
+def _helm_workload_checks(repo: Repo) -> Iterator[Finding]:
+    for rel, kind, line, text in _helm_workloads(repo):
+        values = _chart_values(repo, rel)
+        # Limits written in the template, or taken from values.yaml that sets a memory limit.
+        inline = re.search(r"^\s*limits:\s*(\{[^}]*memory|\n\s+memory:)", text, re.M)
+        from_values = re.search(r"\.Values\.[\w.]*resources", text) and re.search(
+            r"^\s*limits:\s*(\{[^}]*memory|\n(\s+#.*\n)*\s+memory:)", values, re.M
+        )
+        limited = bool(inline or from_values)
+        where = [Evidence(rel, line, f"Helm template {kind}")]
+        yield _finding(
+            "runtime.resources",
+            "Containers have resource limits",
+            PASS if limited else FAIL,
+            "medium",
+            f"{rel} ({kind}, read as text): "
+            + ("a memory limit is set" if limited else "no memory limit in the template or values"),
+            where,
+            "" if limited else "set resources.limits.memory (in the template or values.yaml)",
+        )
+        if not re.search(r"containerPort:", text):
+            continue  # a worker: restarted when it exits
+        probed = all(
+            re.search(rf"^\s*{p}:", text, re.M) for p in ("readinessProbe", "livenessProbe")
+        )
+        yield _finding(
+            "runtime.probes",
+            "Containers have readiness and liveness probes",
+            PASS if probed else FAIL,
+            "high",
+            f"{rel} ({kind}, read as text): "
+            + ("probed" if probed else "no readiness and liveness probe"),
+            where,
+            "" if probed else "add readiness and liveness probes to the template",
+            "" if probed else "services.<name>.health",
+        )
+
+
 @check("Runtime")
 def runtime_checks(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
@@ -1212,7 +1279,7 @@ def runtime_checks(ctx: Context) -> Iterator[Finding]:
                 "" if hit else "services.<name>.health",
             )
     workloads = [o for o in _kube_objects(repo) if o[1] in WORKLOADS]
-    if not workloads:
+    if not workloads and not _helm_workloads(repo):
         yield _finding(
             "runtime.kubernetes",
             "Kubernetes workloads have probes, limits and disruption budgets",
@@ -1298,6 +1365,7 @@ def runtime_checks(ctx: Context) -> Iterator[Finding]:
                 ],
                 "" if covered else "add a PodDisruptionBudget with minAvailable 1",
             )
+    yield from _helm_workload_checks(repo)
     for rel in _compose_files(repo):
         documents = repo.yaml_documents(rel)
         services = (
