@@ -318,6 +318,7 @@ def test_key_files_kubernetes_secrets_and_tfvars_literals_are_each_reported(
         ("k8s/secret.yaml", 8),
         ("k8s/secret.yaml", 12),
         ("terraform/production.tfvars", 3),
+        ("terraform/staging.tfvars.json", 3),
     ]
 
 

@@ -451,7 +451,7 @@ def _release_steps(ctx: Context) -> list[Command]:
             if MIGRATION_COMMAND.search(init) or re.search(r"migrat", init, re.I):
                 found.append(Command(doc_file, at, f"{kind} {name}: an init container migrates"))
         elif kind == "Job" and _runs_migrations(_pod_spec(data)):
-            how = _job_applied(repo, applying, doc_file, name, data)
+            how = _job_applied(repo, applying, doc_file, data)
             if how:
                 found.append(Command(doc_file, at, f"Job {name} runs the migrations ({how})"))
         elif kind == "CronJob":
@@ -498,9 +498,7 @@ def _applying_commands(ctx: Context) -> list[Command]:
     return found
 
 
-def _job_applied(
-    repo: Repo, commands: list[Command], rel: str, name: str, data: dict[str, Any]
-) -> str:
+def _job_applied(repo: Repo, commands: list[Command], rel: str, data: dict[str, Any]) -> str:
     """How a Job manifest gets applied (a hook, a kustomization, a command), or ""."""
     annotations = (data.get("metadata") or {}).get("annotations") or {}
     if isinstance(annotations, dict):
@@ -516,7 +514,7 @@ def _job_applied(
                 str(r).removeprefix("./") == base for r in resources
             ):
                 return f"listed in {path}"
-    mentions = [re.escape(rel), rf"\bjob/{re.escape(name)}\b"]
+    mentions = [re.escape(rel)]
     if folder:
         mentions.append(rf"(-f|-k|--filename|--kustomize)[= ]+\.?/?{re.escape(folder)}/?(\s|$)")
     applied = _first(commands, re.compile("|".join(mentions)))
@@ -669,7 +667,8 @@ def _kube_secret_literals(repo: Repo) -> list[Evidence]:
     return found
 
 
-TFVARS_ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*\"([^\"]*)\"")
+# `name = "value"` (HCL) or `"name": "value"` (a .tfvars.json line).
+TFVARS_ASSIGNMENT = re.compile(r"^\s*\"?([A-Za-z_][A-Za-z0-9_-]*)\"?\s*[=:]\s*\"([^\"]*)\"")
 
 
 def _tfvars_literals(repo: Repo) -> list[Evidence]:
