@@ -1559,6 +1559,11 @@ def _log_evidence(repo: Repo) -> list[Evidence]:
 @check("Observability")
 def log_checks(ctx: Context) -> Iterator[Finding]:
     evidence = _log_evidence(ctx.repo)
+    unseen = (
+        " (a cluster-wide collector installed outside this repository is not visible here)"
+        if any(o[1] in WORKLOADS for o in _kube_objects(ctx.repo)) or _helm_workloads(ctx.repo)
+        else ""
+    )
     yield _finding(
         "observability.logs",
         "Logs are shipped or kept",
@@ -1566,7 +1571,8 @@ def log_checks(ctx: Context) -> Iterator[Finding]:
         "medium",
         "logs are shipped to a collector or platform, or kept and rotated"
         if evidence
-        else "nothing ships or keeps the logs: they live in the container until it is replaced",
+        else "nothing ships or keeps the logs: they live in the container until it is replaced"
+        + unseen,
         evidence[:5]
         or [
             Evidence(
