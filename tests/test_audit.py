@@ -28,8 +28,20 @@ CASES = sorted(p for p in FIXTURES.iterdir() if (p / "expected.yaml").is_file())
 SARIF_SCHEMA = Path(__file__).parent / "fixtures" / "check" / "sarif-schema-2.1.0.json"
 # Key-shaped values planted at test time, so that no such string is committed here.
 FAKE_KEY = "sk-ant-api03-" + "Q7" * 20 + "x9Zk"
-PLANTED = {"@@ANTHROPIC_KEY@@": FAKE_KEY}
-NEVER_PRINTED = (FAKE_KEY, "agentpass123")
+FAKE_SSH_KEY = (
+    "-----BEGIN OPENSSH "
+    + "PRIVATE KEY-----\n"
+    + "b3Bl" * 16
+    + "\n-----END OPENSSH PRIVATE KEY-----"
+)
+FAKE_B64 = "c2lnbmluZy" + "1rZXktZm9y" * 3 + "LXRlc3Rz"
+PLANTED = {
+    "@@ANTHROPIC_KEY@@": FAKE_KEY,
+    "@@SSH_KEY@@": FAKE_SSH_KEY,
+    "@@DB_PASSWORD@@": "agentpass123",
+    "@@B64_SECRET@@": FAKE_B64,
+}
+NEVER_PRINTED = (FAKE_KEY, "agentpass123", FAKE_B64, "b3Blb3Bl")
 
 
 def materialise(case: Path, tmp_path: Path) -> Path:
@@ -116,6 +128,11 @@ def covered(example: Path) -> set[str]:
     return areas
 
 
+# Findings the audit honestly makes on generated output, for the target to fix (not the audit):
+# the Kubernetes target writes stdout logs and no collector, so nothing ships or keeps them.
+KNOWN_GAPS = {("19-monitoring-kubernetes", "observability.logs")}
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_a_generated_example_audits_clean_in_every_area_its_targets_cover(
     example: Path,
@@ -124,9 +141,16 @@ def test_a_generated_example_audits_clean_in_every_area_its_targets_cover(
     wrong = [
         f"{f.check}: {f.message}"
         for f in report.findings
-        if f.status == "fail" and f.area in covered(example)
+        if f.status == "fail"
+        and f.area in covered(example)
+        and (example.name, f.check) not in KNOWN_GAPS
     ]
     assert not wrong
+    for name, check_id in KNOWN_GAPS:
+        if name == example.name:
+            # A gap of the generated output, reported rather than hidden: when the target
+            # closes it, this entry must go.
+            assert any(f.check == check_id and f.status == "fail" for f in report.findings)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +197,7 @@ def test_the_cli_exits_1_on_findings_and_0_on_a_clean_repository(tmp_path: Path)
     clean = cli(str(FIXTURES / "clean-service"), "--format", "json", "-o", str(tmp_path / "r.json"))
     assert clean.returncode == 0, clean.stdout
     assert json.loads((tmp_path / "r.json").read_text())["ok"] is True
-    assert "26 of 26 applicable checks pass" in clean.stdout
+    assert "29 of 29 applicable checks pass" in clean.stdout
 
 
 def test_a_hostile_tree_leaks_nothing_and_does_not_hang(tmp_path: Path) -> None:
@@ -279,3 +303,170 @@ def test_scripts_are_followed_through_working_directories_and_release_drafts_are
     assert deploys[0].evidence[0].file == "backend/scripts/deploy.sh"
     assert status["migrations.run"].status == "pass"
     assert status["migrations.run"].evidence[0].file == "backend/scripts/prestart.sh"
+
+
+def test_key_files_kubernetes_secrets_and_tfvars_literals_are_each_reported(
+    tmp_path: Path,
+) -> None:
+    repo = materialise(FIXTURES / "committed-keys", tmp_path)
+    committed = next(f for f in run_audit(repo).findings if f.check == "secrets.committed")
+    places = [(e.file, e.line) for e in committed.evidence]
+    assert places == [
+        ("certs/tls.key", 1),
+        ("deploy/id_ed25519", 1),
+        ("k8s/secret.yaml", 7),
+        ("k8s/secret.yaml", 8),
+        ("k8s/secret.yaml", 12),
+        ("terraform/production.tfvars", 3),
+        ("terraform/staging.tfvars.json", 3),
+    ]
+
+
+MIGRATE_CRONJOB = """apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: orders-migrate
+spec:
+  schedule: "0 0 1 1 *"
+  suspend: true
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: migrate
+              image: ghcr.io/acme/orders:1.0.0
+              command: [alembic, upgrade, head]
+"""
+MIGRATE_JOB = """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: orders-migrate
+{annotations}spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: ghcr.io/acme/orders:1.0.0
+          command: [alembic, upgrade, head]
+"""
+
+
+def migrations(tmp_path: Path, files: dict[str, str]) -> tuple[str, str]:
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    found = next(f for f in run_audit(tmp_path).findings if f.check == "migrations.run")
+    return found.status, found.evidence[0].place()
+
+
+DEPLOY_WORKFLOW = (
+    "on: {{push: {{branches: [main]}}}}\njobs:\n  deploy:\n    runs-on: ubuntu-24.04\n"
+    "    environment: production\n    steps:\n      - run: {run}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "place"),
+    [
+        # A Job the pipeline creates from a (suspended) CronJob that migrates.
+        (
+            {
+                "k8s/migrate-cronjob.yaml": MIGRATE_CRONJOB,
+                ".github/workflows/deploy.yml": DEPLOY_WORKFLOW.format(
+                    run="kubectl create job orders-migrate-$GITHUB_SHA --from=cronjob/orders-migrate"
+                ),
+            },
+            "pass",
+            ".github/workflows/deploy.yml:7",
+        ),
+        # The same CronJob that nothing turns into a Job runs nothing before the rollout.
+        ({"k8s/migrate-cronjob.yaml": MIGRATE_CRONJOB}, "fail", "alembic.ini"),
+        # A Job manifest nobody applies is no release step, whatever its text says.
+        ({"k8s/migrate-job.yaml": MIGRATE_JOB.format(annotations="")}, "fail", "alembic.ini"),
+        # A Helm pre-upgrade hook, a kustomization and a script apply it.
+        (
+            {
+                "k8s/migrate-job.yaml": MIGRATE_JOB.format(
+                    annotations="  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n"
+                )
+            },
+            "pass",
+            "k8s/migrate-job.yaml:4",
+        ),
+        (
+            {
+                "k8s/migrate-job.yaml": MIGRATE_JOB.format(annotations=""),
+                "k8s/kustomization.yaml": "resources:\n  - migrate-job.yaml\n",
+            },
+            "pass",
+            "k8s/migrate-job.yaml:4",
+        ),
+        (
+            {
+                "k8s/migrate-job.yaml": MIGRATE_JOB.format(annotations=""),
+                "scripts/release.sh": "kubectl apply -f k8s/migrate-job.yaml\n",
+            },
+            "pass",
+            "k8s/migrate-job.yaml:4",
+        ),
+    ],
+)
+def test_a_migration_job_counts_only_when_something_applies_it(
+    files: dict[str, str], status: str, place: str, tmp_path: Path
+) -> None:
+    assert migrations(tmp_path, files) == (status, place)
+
+
+COMPOSE_WEB = "services:\n  web:\n    image: ghcr.io/acme/web:1.0.0\n    restart: always\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "place"),
+    [
+        # The default json-file driver, unrotated: the logs go when the container does.
+        ({"compose.yaml": COMPOSE_WEB}, "fail", "(repository)"),
+        (
+            {"compose.yaml": COMPOSE_WEB + "    logging:\n      driver: awslogs\n"},
+            "pass",
+            "compose.yaml:6",
+        ),
+        (
+            {
+                "compose.yaml": COMPOSE_WEB + "    logging:\n      driver: json-file\n"
+                "      options: {max-size: 10m}\n"
+            },
+            "pass",
+            "compose.yaml:6",
+        ),
+        (
+            {"compose.yaml": COMPOSE_WEB + "  logs:\n    image: timberio/vector:0.43.0-alpine\n"},
+            "pass",
+            "compose.yaml:6",
+        ),
+        (
+            {
+                "ecs/task-definition.json": '{"containerDefinitions": [{"name": "web",\n'
+                '  "logConfiguration": {"logDriver": "awslogs"}}]}\n'
+            },
+            "pass",
+            "ecs/task-definition.json:2",
+        ),
+        (
+            {"requirements.txt": "fastapi==0.115.0\nstructlog==24.4.0\n"},
+            "pass",
+            "requirements.txt:2",
+        ),
+    ],
+)
+def test_logs_pass_only_when_something_ships_or_keeps_them(
+    files: dict[str, str], status: str, place: str, tmp_path: Path
+) -> None:
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    found = next(f for f in run_audit(tmp_path).findings if f.check == "observability.logs")
+    assert (found.status, found.evidence[0].place()) == (status, place)

@@ -444,17 +444,81 @@ def _release_steps(ctx: Context) -> list[Command]:
         hit = repo.search([rel], r"^\s+release:\s*\S")
         if hit:
             found.append(Command(*hit))
-    for doc_file, kind, _name, data, at in _kube_objects(repo):
-        if kind == "Job" or (
-            kind in ("Deployment", "StatefulSet") and _pod_spec(data).get("initContainers")
-        ):
-            source = repo.lines(doc_file)
-            body = "\n".join(source[max(at - 1, 0) : at + 200])
-            if MIGRATION_COMMAND.search(body) or (
-                kind == "Job" and re.search(r"migrat|release", body)
-            ):
-                found.append(Command(doc_file, at, f"{kind} runs the release command"))
+    applying = _applying_commands(ctx)
+    for doc_file, kind, name, data, at in _kube_objects(repo):
+        if kind in ("Deployment", "StatefulSet") and _pod_spec(data).get("initContainers"):
+            init = str(_pod_spec(data).get("initContainers"))
+            if MIGRATION_COMMAND.search(init) or re.search(r"migrat", init, re.I):
+                found.append(Command(doc_file, at, f"{kind} {name}: an init container migrates"))
+        elif kind == "Job" and _runs_migrations(_pod_spec(data)):
+            how = _job_applied(repo, applying, doc_file, data)
+            if how:
+                found.append(Command(doc_file, at, f"Job {name} runs the migrations ({how})"))
+        elif kind == "CronJob":
+            template = ((data.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
+            pod = (
+                (template.get("template") or {}).get("spec") if isinstance(template, dict) else None
+            )
+            if not isinstance(pod, dict) or not _runs_migrations(pod):
+                continue
+            from_cron = re.compile(rf"\bcreate\s+job\b.*--from[= ]cronjob/{re.escape(name)}\b")
+            trigger = _first(applying, from_cron)
+            if trigger:
+                found.append(
+                    Command(
+                        trigger.file, trigger.line, f"a Job from CronJob {name}: {trigger.text}"
+                    )
+                )
     return found
+
+
+HOOK_ANNOTATION = re.compile(r"^(helm\.sh/hook|argocd\.argoproj\.io/hook)$")
+
+
+def _runs_migrations(pod: dict[str, Any]) -> bool:
+    """Whether a pod spec's containers run a migration command (command, args)."""
+    runs = " ".join(
+        str(c.get(part) or "")
+        for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+        if isinstance(c, dict)
+        for part in ("command", "args")
+    )
+    return (
+        MIGRATION_COMMAND.search(runs) is not None or re.search(r"migrat", runs, re.I) is not None
+    )
+
+
+def _applying_commands(ctx: Context) -> list[Command]:
+    """What may apply a manifest: every CI command (and the scripts it runs), every script."""
+    found = [c for job in ctx.jobs for c in job.all_commands()]
+    for rel in ctx.repo.named("*.sh", "*.bash", "Makefile", "justfile"):
+        for number, line in enumerate(ctx.repo.lines(rel), 1):
+            if line.strip() and not line.strip().startswith("#"):
+                found.append(Command(rel, number, line.strip()))
+    return found
+
+
+def _job_applied(repo: Repo, commands: list[Command], rel: str, data: dict[str, Any]) -> str:
+    """How a Job manifest gets applied (a hook, a kustomization, a command), or ""."""
+    annotations = (data.get("metadata") or {}).get("annotations") or {}
+    if isinstance(annotations, dict):
+        hook = next((str(k) for k in annotations if HOOK_ANNOTATION.match(str(k))), None)
+        if hook:
+            return f"{hook} annotation"
+    folder, _, base = rel.rpartition("/")
+    for kustomization in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        path = f"{folder}/{kustomization}" if folder else kustomization
+        for document in repo.yaml_documents(path) if repo.exists(path) else []:
+            resources = document.data.get("resources") if isinstance(document.data, dict) else None
+            if isinstance(resources, list) and any(
+                str(r).removeprefix("./") == base for r in resources
+            ):
+                return f"listed in {path}"
+    mentions = [re.escape(rel)]
+    if folder:
+        mentions.append(rf"(-f|-k|--filename|--kustomize)[= ]+\.?/?{re.escape(folder)}/?(\s|$)")
+    applied = _first(commands, re.compile("|".join(mentions)))
+    return f"applied by {applied.file}:{applied.line}" if applied else ""
 
 
 @check("Migrations")
@@ -559,6 +623,69 @@ SECRET_FILES = (
 )
 
 
+# Files that are private keys by their name: reported by name and line, never read out.
+# (`*.pem` holding only certificates is public and passes.)
+KEY_FILES = (
+    *("*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk"),
+    *("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk"),
+)
+CERTIFICATE_ONLY = re.compile(r"-----BEGIN (TRUSTED )?CERTIFICATE-----")
+
+
+def _key_files(repo: Repo) -> list[Evidence]:
+    found: list[Evidence] = []
+    for rel in repo.named(*KEY_FILES):
+        text = repo.text(rel) or ""
+        if rel.endswith(".pem") and CERTIFICATE_ONLY.search(text) and "PRIVATE KEY" not in text:
+            continue
+        line = repo.line_of(rel, r"PRIVATE KEY") if text else None
+        found.append(Evidence(rel, line, "private key file (content not shown)"))
+    return found
+
+
+def _kube_secret_literals(repo: Repo) -> list[Evidence]:
+    """Values written into Kubernetes Secret manifests (stringData, or non-empty data)."""
+    found: list[Evidence] = []
+    for rel, kind, name, data, at in _kube_objects(repo):
+        if kind != "Secret":
+            continue
+        for part in ("stringData", "data"):
+            values = data.get(part)
+            if not isinstance(values, dict):
+                continue
+            start = repo.line_of(rel, rf"^\s*{part}:", at) or at
+            for key, value in values.items():
+                text = "" if value is None else str(value).strip()
+                if not text or PLACEHOLDER_VALUE.match(text):
+                    continue
+                line = repo.line_of(rel, rf"^\s*['\"]?{re.escape(str(key))}['\"]?\s*:", start)
+                found.append(
+                    Evidence(
+                        rel, line, f"Secret {name} {part}.{key} is a literal ({fingerprint(text)})"
+                    )
+                )
+    return found
+
+
+# `name = "value"` (HCL) or `"name": "value"` (a .tfvars.json line).
+TFVARS_ASSIGNMENT = re.compile(r"^\s*\"?([A-Za-z_][A-Za-z0-9_-]*)\"?\s*[=:]\s*\"([^\"]*)\"")
+
+
+def _tfvars_literals(repo: Repo) -> list[Evidence]:
+    """Secret-named Terraform variables given a literal value in a `*.tfvars` file."""
+    found: list[Evidence] = []
+    for rel in repo.glob("*.tfvars", "*.tfvars.json"):
+        for number, line in enumerate(repo.lines(rel), 1):
+            match = TFVARS_ASSIGNMENT.match(line)
+            if not match or not SECRET_NAME.search(match.group(1)):
+                continue
+            value = match.group(2).strip()
+            if PLACEHOLDER_VALUE.match(value) or len(value) < 6:
+                continue
+            found.append(Evidence(rel, number, f"value of {match.group(1)} ({fingerprint(value)})"))
+    return found
+
+
 def fingerprint(value: str) -> str:
     """A stable, redacted name for a secret value: enough to match it, never to read it."""
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
@@ -605,12 +732,20 @@ def _git(repo: Repo, *args: str) -> str | None:
 @check("Secrets")
 def secret_checks(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    hits: list[Evidence] = []
+    hits: list[Evidence] = _key_files(repo)
+    key_files = {e.file for e in hits}
+    seen: set[tuple[str, int | None]] = set()
     for rel in repo.glob(*SECRET_FILES):
-        if rel.endswith((".lock", "-lock.json", "package-lock.json")):
+        if rel.endswith((".lock", "-lock.json", "package-lock.json")) or rel in key_files:
             continue
         for number, kind, mark in _secret_hits(rel, repo.lines(rel)):
             hits.append(Evidence(rel, number, f"{kind} ({mark})"))
+            seen.add((rel, number))
+    hits += [
+        e
+        for e in [*_kube_secret_literals(repo), *_tfvars_literals(repo)]
+        if (e.file, e.line) not in seen
+    ]
     yield _finding(
         "secrets.committed",
         "No secret values in the tree",
@@ -1035,6 +1170,73 @@ def _health_paths(repo: Repo) -> list[Evidence]:
     return list(dict.fromkeys(found))
 
 
+HELM_WORKLOAD = re.compile(r"^kind:\s*['\"]?(Deployment|StatefulSet|DaemonSet)\b")
+
+
+def _helm_workloads(repo: Repo) -> list[tuple[str, str, int, str]]:
+    """(template, kind, line, text) of the workloads in Helm chart templates, read as text:
+    a template is Go-templated YAML that rarely parses before it is rendered."""
+    parsed = {o[0] for o in _kube_objects(repo) if o[1] in WORKLOADS}
+    found: list[tuple[str, str, int, str]] = []
+    for rel in repo.glob("charts/*/templates/*", "*/charts/*/templates/*"):
+        if rel in parsed or not rel.endswith((".yaml", ".yml", ".tpl")):
+            continue
+        text = repo.text(rel) or ""
+        # One manifest per `---`; each workload is checked on its own text.
+        offset = 0
+        for part in re.split(r"^---\s*$", text, flags=re.M):
+            for number, line in enumerate(part.splitlines(), offset + 1):
+                match = HELM_WORKLOAD.match(line)
+                if match:
+                    found.append((rel, match.group(1), number, part))
+                    break
+            offset += part.count("\n") + 1
+    return found
+
+
+def _chart_values(repo: Repo, template: str) -> str:
+    chart = template.split("/templates/", 1)[0]
+    return "\n".join(repo.text(f"{chart}/{name}") or "" for name in ("values.yaml", "values.yml"))
+
+
+def _helm_workload_checks(repo: Repo) -> Iterator[Finding]:
+    for rel, kind, line, text in _helm_workloads(repo):
+        values = _chart_values(repo, rel)
+        # Limits written in the template, or taken from values.yaml that sets a memory limit.
+        inline = re.search(r"^\s*limits:\s*(\{[^}]*memory|\n\s+memory:)", text, re.M)
+        from_values = re.search(r"\.Values\.[\w.]*resources", text) and re.search(
+            r"^\s*limits:\s*(\{[^}]*memory|\n(\s+#.*\n)*\s+memory:)", values, re.M
+        )
+        limited = bool(inline or from_values)
+        where = [Evidence(rel, line, f"Helm template {kind}")]
+        yield _finding(
+            "runtime.resources",
+            "Containers have resource limits",
+            PASS if limited else FAIL,
+            "medium",
+            f"{rel} ({kind}, read as text): "
+            + ("a memory limit is set" if limited else "no memory limit in the template or values"),
+            where,
+            "" if limited else "set resources.limits.memory (in the template or values.yaml)",
+        )
+        if not re.search(r"containerPort:", text):
+            continue  # a worker: restarted when it exits
+        probed = all(
+            re.search(rf"^\s*{p}:", text, re.M) for p in ("readinessProbe", "livenessProbe")
+        )
+        yield _finding(
+            "runtime.probes",
+            "Containers have readiness and liveness probes",
+            PASS if probed else FAIL,
+            "high",
+            f"{rel} ({kind}, read as text): "
+            + ("probed" if probed else "no readiness and liveness probe"),
+            where,
+            "" if probed else "add readiness and liveness probes to the template",
+            "" if probed else "services.<name>.health",
+        )
+
+
 @check("Runtime")
 def runtime_checks(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
@@ -1076,7 +1278,7 @@ def runtime_checks(ctx: Context) -> Iterator[Finding]:
                 "" if hit else "services.<name>.health",
             )
     workloads = [o for o in _kube_objects(repo) if o[1] in WORKLOADS]
-    if not workloads:
+    if not workloads and not _helm_workloads(repo):
         yield _finding(
             "runtime.kubernetes",
             "Kubernetes workloads have probes, limits and disruption budgets",
@@ -1162,6 +1364,7 @@ def runtime_checks(ctx: Context) -> Iterator[Finding]:
                 ],
                 "" if covered else "add a PodDisruptionBudget with minAvailable 1",
             )
+    yield from _helm_workload_checks(repo)
     for rel in _compose_files(repo):
         documents = repo.yaml_documents(rel)
         services = (
@@ -1286,6 +1489,106 @@ def observability_checks(ctx: Context) -> Iterator[Finding]:
             + [Evidence(r, repo.line_of(r, "^receivers:"), "receivers") for r in receivers[:2]],
             "" if ok else "run an Alertmanager with a receiver and point Prometheus at it",
         )
+
+
+LOG_COLLECTOR = re.compile(
+    r"\b(fluent-?bit|fluentd|vector|promtail|grafana/alloy|otel/opentelemetry-collector"
+    r"|opentelemetry-collector|filebeat|logstash|datadog/agent|grafana/loki)\b",
+    re.I,
+)
+LOG_DRIVERS = re.compile(
+    r"^\s*driver:\s*['\"]?(awslogs|fluentd|gelf|loki|syslog|journald|splunk|gcplogs|logentries|etwlogs)\b"
+)
+CLOUD_LOGS = re.compile(
+    r"logDriver\s*=?\s*:?\s*['\"]awslogs['\"]|\"logDriver\"\s*:\s*\"(awslogs|awsfirelens|splunk)\""
+    r"|resource\s+\"aws_cloudwatch_log_group\"|resource\s+\"google_cloud_run(_v2)?_service\""
+    r"|resource\s+\"azurerm_log_analytics_workspace\"|logs_destination\s*=",
+)
+STRUCTURED_LOGGING = re.compile(
+    r"^\s*['\"]?(structlog|python-json-logger|loguru|pino|winston|bunyan|logrus|zap|zerolog"
+    r"|pm2-logrotate)\b",
+    re.I,
+)
+
+
+def _log_evidence(repo: Repo) -> list[Evidence]:
+    found: list[Evidence] = []
+    for rel in _compose_files(repo):
+        lines = repo.lines(rel)
+        for number, line in enumerate(lines, 1):
+            if LOG_DRIVERS.match(line):
+                found.append(Evidence(rel, number, f"logging {line.strip()}"))
+            elif re.match(r"^\s*driver:\s*['\"]?(json-file|local)\b", line) and any(
+                "max-size" in later for later in lines[number : number + 4]
+            ):
+                found.append(
+                    Evidence(rel, number, f"logging {line.strip()}, rotated (kept on the host)")
+                )
+            elif re.match(r"^\s*image:", line) and LOG_COLLECTOR.search(line):
+                found.append(Evidence(rel, number, f"log collector {line.strip()}"))
+    for rel, kind, name, data, at in _kube_objects(repo):
+        if kind in (*WORKLOADS, "HelmRelease", "Application") and LOG_COLLECTOR.search(
+            f"{name} {_pod_spec(data).get('containers')} {data.get('spec')}"
+        ):
+            found.append(Evidence(rel, at, f"{kind} {name}: a log collector"))
+    hit = repo.search(repo.glob("*.tf", "*.json"), CLOUD_LOGS.pattern)
+    if hit:
+        found.append(Evidence(hit[0], hit[1], _short(hit[2])))
+    manifests = [
+        f
+        for f in repo.files
+        if f.rsplit("/", 1)[-1] in ("requirements.txt", "pyproject.toml", "package.json", "go.mod")
+    ]
+    for rel in manifests:
+        for number, line in enumerate(repo.lines(rel), 1):
+            bare = line.strip().strip(",").split(":")[0].strip().strip("'\"")
+            if STRUCTURED_LOGGING.match(bare) or re.search(
+                r"\b(go\.uber\.org/zap|sirupsen/logrus|rs/zerolog)\b", line
+            ):
+                found.append(Evidence(rel, number, f"logging library {bare}"))
+                break
+    hit = repo.search(
+        [f for f in repo.files if f.endswith((".sh", ".js", ".yml", ".yaml")) or "Dockerfile" in f],
+        r"pm2\s+install\s+pm2-logrotate|module:\s*['\"]pm2-logrotate",
+    )
+    if hit:
+        found.append(Evidence(hit[0], hit[1], "pm2-logrotate"))
+    return found
+
+
+@check("Observability")
+def log_checks(ctx: Context) -> Iterator[Finding]:
+    evidence = _log_evidence(ctx.repo)
+    unseen = (
+        " (a cluster-wide collector installed outside this repository is not visible here)"
+        if any(o[1] in WORKLOADS for o in _kube_objects(ctx.repo)) or _helm_workloads(ctx.repo)
+        else ""
+    )
+    yield _finding(
+        "observability.logs",
+        "Logs are shipped or kept",
+        PASS if evidence else FAIL,
+        "medium",
+        "logs are shipped to a collector or platform, or kept and rotated"
+        if evidence
+        else "nothing ships or keeps the logs: they live in the container until it is replaced"
+        + unseen,
+        evidence[:5]
+        or [
+            Evidence(
+                "(repository)",
+                None,
+                "searched compose logging drivers and collector images, Kubernetes log "
+                "collectors (fluent-bit, vector, promtail, otel), CloudWatch/Cloud Logging/"
+                "Log Analytics in Terraform and task definitions, pm2-logrotate, and logging "
+                "libraries in the dependency files",
+            )
+        ],
+        ""
+        if evidence
+        else "ship stdout to a log store (a logging driver, a collector DaemonSet, the "
+        "platform's log service) with a retention",
+    )
 
 
 # --- Environments and releases ----------------------------------------------------------------
