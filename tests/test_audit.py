@@ -470,3 +470,26 @@ def test_logs_pass_only_when_something_ships_or_keeps_them(
         (tmp_path / rel).write_text(text)
     found = next(f for f in run_audit(tmp_path).findings if f.check == "observability.logs")
     assert (found.status, found.evidence[0].place()) == (status, place)
+
+
+def test_detect_secrets_finds_keys_the_audit_has_no_shape_for(tmp_path: Path) -> None:
+    from generator import lint
+
+    if lint.find_tool("detect-secrets-hook") is None:
+        if os.environ.get("CI"):
+            pytest.fail("detect-secrets is not installed (run tests/install-tools.sh)")
+        pytest.skip("detect-secrets is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    # A Twilio key (no shape of the audit's own matches it), built here so none is committed.
+    key = "SK" + "a3f9c2e1b7d4" + "0f6a8e2c5b9d1f4a7c3e"
+    (repo / "settings.py").write_text(f'DEBUG = False\nTWILIO_KEY = "{key}"\n')
+    report = run_audit(repo)
+    (finding,) = [f for f in report.findings if f.check == "secrets.committed"]
+    assert finding.status == "fail"
+    assert [(e.file, e.line, e.text) for e in finding.evidence] == [
+        ("settings.py", 2, "Twilio API Key (detect-secrets)")
+    ]
+    assert "detect-secrets" not in report.tools_missing
+    for fmt in FORMATS:
+        assert key not in FORMATS[fmt](report)

@@ -59,8 +59,18 @@ def run_audit(root: Path, history: bool = False) -> AuditReport:
             f"{root}: nothing to audit",
             (Issue("the folder holds no file", str(root), hint="pass the repository's root"),),
         )
-    # git is the only tool the audit runs; the linters belong to `shipforge check`.
-    missing = () if shutil.which("git") else ("git",)
+    # git and detect-secrets are the tools the audit runs (each when installed); the other
+    # linters belong to `shipforge check`.
+    from generator import lint
+
+    missing = tuple(
+        name
+        for name, present in (
+            ("git", shutil.which("git")),
+            ("detect-secrets", lint.find_tool("detect-secrets-hook")),
+        )
+        if not present
+    )
     context = Context(repo, read_pipelines(repo), history=history)
     findings: list[Finding] = []
     for area, check in CHECKS:

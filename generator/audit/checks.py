@@ -729,23 +729,49 @@ def _git(repo: Repo, *args: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+# detect-secrets' plugins that name a kind of key; its entropy and keyword plugins are left
+# out: on real repositories they mostly flag hashes, ids and variable names.
+DETECT_SECRETS_GUESSES = ("Base64 High Entropy String", "Hex High Entropy String", "Secret Keyword")
+
+
+def detect_secrets_hits(repo: Repo, files: list[str]) -> list[Evidence] | None:
+    """Keys detect-secrets finds in these files (kind, file, line), or None when not installed."""
+    from generator import lint
+
+    if lint.find_tool("detect-secrets-hook") is None:
+        return None
+    if not files:
+        return []
+    result = lint.detect_secrets([str(repo.root / rel) for rel in files])
+    by_path = {str(repo.root / rel): rel for rel in files}
+    return [
+        Evidence(by_path.get(f.path, f.path), f.line, f"{f.code} (detect-secrets)")
+        for f in result.findings
+        if f.code not in DETECT_SECRETS_GUESSES and f.code != "tool-error"
+    ]
+
+
 @check("Secrets")
 def secret_checks(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     hits: list[Evidence] = _key_files(repo)
     key_files = {e.file for e in hits}
     seen: set[tuple[str, int | None]] = set()
-    for rel in repo.glob(*SECRET_FILES):
-        if rel.endswith((".lock", "-lock.json", "package-lock.json")) or rel in key_files:
-            continue
+    searched = [
+        rel
+        for rel in repo.glob(*SECRET_FILES)
+        if not rel.endswith((".lock", "-lock.json", "package-lock.json")) and rel not in key_files
+    ]
+    for rel in searched:
         for number, kind, mark in _secret_hits(rel, repo.lines(rel)):
             hits.append(Evidence(rel, number, f"{kind} ({mark})"))
             seen.add((rel, number))
-    hits += [
-        e
-        for e in [*_kube_secret_literals(repo), *_tfvars_literals(repo)]
-        if (e.file, e.line) not in seen
-    ]
+    more = [*_kube_secret_literals(repo), *_tfvars_literals(repo)]
+    more += detect_secrets_hits(repo, searched) or []
+    for evidence in more:
+        if (evidence.file, evidence.line) not in seen:
+            hits.append(evidence)
+            seen.add((evidence.file, evidence.line))
     yield _finding(
         "secrets.committed",
         "No secret values in the tree",
