@@ -1584,10 +1584,32 @@ def _log_evidence(repo: Repo) -> list[Evidence]:
 
 @check("Observability")
 def log_checks(ctx: Context) -> Iterator[Finding]:
-    evidence = _log_evidence(ctx.repo)
+    repo = ctx.repo
+    evidence = _log_evidence(repo)
+    kubernetes = any(o[1] in WORKLOADS for o in _kube_objects(repo)) or _helm_workloads(repo)
+    elsewhere = (
+        _compose_files(repo)
+        or repo.glob("*.tf")
+        or [f for f in repo.files if f.endswith(("ecosystem.config.js", "ecosystem.config.cjs"))]
+    )
+    if not evidence and kubernetes and not elsewhere:
+        # Kubernetes keeps each container's stdout on its node (the kubelet rotates it) and
+        # the cluster's log agent ships it: both live outside the repository, so a verdict
+        # here would be a guess either way.
+        yield _finding(
+            "observability.logs",
+            "Logs are shipped or kept",
+            NA,
+            "medium",
+            "the workloads log to Kubernetes (stdout), whose log agent is the cluster's, not "
+            "the repository's: check that the cluster ships container logs with a retention",
+            [Evidence("(repository)", None, "no collector, logging driver or log service in it")],
+            "",
+        )
+        return
     unseen = (
         " (a cluster-wide collector installed outside this repository is not visible here)"
-        if any(o[1] in WORKLOADS for o in _kube_objects(ctx.repo)) or _helm_workloads(ctx.repo)
+        if kubernetes
         else ""
     )
     yield _finding(
