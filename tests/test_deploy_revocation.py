@@ -11,16 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.test_deploy_scripts import (  # noqa: F401 (the fixture)
+from tests import test_deploy_scripts as scripts
+from tests.test_deploy_scripts import (
     COMPOSE,
     COMPOSE_ENV,
     DIGEST,
     OLD,
     REPO,
+    Run,
     Runner,
     compose_state,
-    run,
 )
+
+# The fixture that runs a generated script with the fake CLIs on PATH.
+run = scripts.run
 
 
 def _revoked(state: dict[str, Any], environment: str) -> set[str]:
@@ -33,10 +37,10 @@ def _revoked(state: dict[str, Any], environment: str) -> set[str]:
     }
 
 
-def _revoke(run: Runner, example: str, environment: str, listed: str, state: dict[str, Any]):
+def _revoke(run: Runner, example: str, environment: str, listed: str, state: dict[str, Any]) -> Run:
     """Run `images.sh revoke` on a file holding `listed`, with the fakes' state."""
     env = {"ROLLED_BACK_FROM_TEXT": listed}
-    script = f'printf "%s" "$ROLLED_BACK_FROM_TEXT" > rb.env && deploy/images.sh revoke {environment} rb.env'
+    script = f'printf "%s" "$ROLLED_BACK_FROM_TEXT" >rb.env && deploy/images.sh revoke {environment} rb.env'
     return run(example, ["-c", script], env, {**state, "knobs": {}})
 
 
