@@ -62,6 +62,27 @@ revision() {
   esac
 }
 
+# images_of WORKLOAD: the images its pod template runs, one a line.
+images_of() {
+  kns get "$1" --ignore-not-found \
+    -o 'jsonpath={range .spec.template.spec.initContainers[*]}{.image}{"\n"}{end}{range .spec.template.spec.containers[*]}{.image}{"\n"}{end}'
+}
+
+# note_left BEFORE AFTER: each image of this project in BEFORE (lines) and not in AFTER was
+# rolled back from, for `images.sh revoke` (an image of another project is never listed).
+note_left() {
+  local ref i
+  while IFS= read -r ref; do
+    [[ "$ref" == *@sha256:* ]] || continue
+    if printf '%s\n' "$2" | grep -qxF "$ref"; then continue; fi
+    for i in "${!image_names[@]}"; do
+      if [ "${ref%@*}" = "${image_names[$i]}" ] || [[ "${ref%@*}" == */"${image_names[$i]}" ]]; then
+        note_rolled_back "${image_vars[$i]}" "$ref"
+      fi
+    done
+  done <<<"$1"
+}
+
 work=""
 trap 'if [ -n "$work" ]; then rm -rf "$work"; fi' EXIT
 
@@ -144,9 +165,12 @@ settle() {
 }
 
 if [ "$action" = rollback ]; then
+  declare -A left
+  for workload in "${workloads[@]}"; do left[$workload]="$(images_of "$workload")"; done
   for workload in "${workloads[@]}"; do kns rollout undo "$workload"; done
   settle "${workloads[@]}" || die "the rollback of $environment did not become ready"
   smoke_all || die "rolled back, but the smoke test still fails"
+  for workload in "${workloads[@]}"; do note_left "${left[$workload]}" "$(images_of "$workload")"; done
   log "rolled back ${workloads[*]} in $environment"
   exit 0
 fi
@@ -185,15 +209,19 @@ fi
 
 log "$failure: rolling back"
 undone=()
+declare -A left
 for workload in "${workloads[@]}"; do
   if [ -z "${before[$workload]}" ]; then
     log "$workload was created by this deploy: there is no previous revision to return to"
   elif [ "$(revision "$workload")" != "${before[$workload]}" ]; then
+    left[$workload]="$(images_of "$workload")"
     kns rollout undo "$workload" >&2
     undone+=("$workload")
   fi
 done
 if [ "${#undone[@]}" -gt 0 ]; then
   settle "${undone[@]}" || log "the rollback has not settled: check the workloads by hand"
+  # What failed here is never promoted from here: the images the undone workloads left.
+  for workload in "${undone[@]}"; do note_left "${left[$workload]}" "$(images_of "$workload")"; done
 fi
 die "deploy of $GIT_SHA to $environment failed ($failure); rolled back: ${undone[*]:-nothing}"

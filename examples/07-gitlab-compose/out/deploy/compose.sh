@@ -160,6 +160,7 @@ if [ "$action" = rollback ]; then
     die "the rollback of $environment failed"
   fi
   for i in "${!services[@]}"; do
+    if [ "${targets[$i]}" != "${previous[$i]}" ]; then note_rolled_back "${image_vars[$i]}" "${previous[$i]}"; fi
     docker tag "${targets[$i]}" "$(mark verified "${services[$i]}")"
     # Nothing earlier is recorded: a second rollback refuses rather than return to the one left.
     docker image rm "$(mark rollback "${services[$i]}")" >/dev/null 2>&1 || true
@@ -191,4 +192,8 @@ fi
 
 log "$failure: bringing the previous images back up"
 restore
+# What failed here is never promoted from here: the images this deploy brought, for `images.sh revoke`.
+for i in "${!services[@]}"; do
+  if [ "${wanted[$i]}" != "${previous[$i]}" ]; then note_rolled_back "${image_vars[$i]}" "${wanted[$i]}"; fi
+done
 die "deploy of $GIT_SHA to $environment failed ($failure)"

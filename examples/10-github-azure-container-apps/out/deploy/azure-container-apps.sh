@@ -117,6 +117,22 @@ run_job() {
   done
 }
 
+# image_of INDEX REVISION: the image the app's container runs in REVISION.
+image_of() {
+  app revision show --name "${apps[$1]}" --revision "$2" \
+    --query "properties.template.containers[?name=='${containers[$1]}'].image | [0]" --output tsv
+}
+
+# note_failed INDEX...: the images this deploy brought to those apps, for `images.sh revoke`.
+note_failed() {
+  local i
+  for i in "$@"; do
+    if [ "${!image_vars[$i]}" != "$(image_of "$i" "${previous[$i]}" || true)" ]; then
+      note_rolled_back "${image_vars[$i]}" "${!image_vars[$i]}"
+    fi
+  done
+}
+
 public_urls() {
   local i
   if [ "${#smoke_urls[@]}" -gt 0 ]; then
@@ -144,11 +160,14 @@ if [ "$action" = rollback ]; then
   # Every target is known before anything moves: the revision the last verified deploy replaced.
   targets=()
   nows=()
+  left=()
   for i in "${!apps[@]}"; do
     targets[i]="$(app show --name "${apps[$i]}" --query 'tags."shipforge-rollback"' --output tsv)"
     [ -n "${targets[$i]}" ] && [ "${targets[$i]}" != None ] ||
       die "${apps[$i]} has no earlier verified revision recorded (no deploy has been verified since the last rollback)"
     nows[i]="$(current "$i")"
+    left[i]=""
+    if [ "${nows[$i]}" != "${targets[$i]}" ]; then left[i]="$(image_of "$i" "${nows[$i]}")"; fi
   done
   for i in "${!apps[@]}"; do
     log "${apps[$i]}: ${nows[$i]} -> ${targets[$i]}"
@@ -159,6 +178,7 @@ if [ "$action" = rollback ]; then
     forget "$i"
   done
   smoke_public || die "rolled back, but the smoke test still fails"
+  for i in "${!apps[@]}"; do note_rolled_back "${image_vars[$i]}" "${left[$i]}"; done
   log "rolled back and verified every app of $environment"
   exit 0
 fi
@@ -194,6 +214,8 @@ for i in "${!apps[@]}"; do
     for j in $(seq 0 "$i"); do
       app revision deactivate --name "${apps[$j]}" --revision "${fresh[$j]}" >&2 || true
     done
+    # shellcheck disable=SC2046 # indexes
+    note_failed $(seq 0 "$i")
     die "${apps[$i]}: the new revision ${fresh[$i]} $failed; no traffic of $environment was moved"
   fi
 done
@@ -215,4 +237,5 @@ for i in "${moved[@]}"; do
   # A web app keeps the failed revision at weight 0: stop it too.
   if [ "${ingress[$i]}" = yes ]; then app revision deactivate --name "${apps[$i]}" --revision "${fresh[$i]}" >&2; fi
 done
+note_failed "${moved[@]}"
 die "deploy of $GIT_SHA to $environment failed (the smoke test failed); traffic is back on the previous revisions"
