@@ -768,10 +768,10 @@ def secret_checks(ctx: Context) -> Iterator[Finding]:
             seen.add((rel, number))
     more = [*_kube_secret_literals(repo), *_tfvars_literals(repo)]
     more += detect_secrets_hits(repo, searched) or []
-    for evidence in more:
-        if (evidence.file, evidence.line) not in seen:
-            hits.append(evidence)
-            seen.add((evidence.file, evidence.line))
+    for extra in more:
+        if (extra.file, extra.line) not in seen:
+            hits.append(extra)
+            seen.add((extra.file, extra.line))
     yield _finding(
         "secrets.committed",
         "No secret values in the tree",
