@@ -30,7 +30,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class Change:
     generated: str | None = None
     conflicts: int = 0
     reject: str | None = None  # with --conflict rej: your side of the conflicts, for PATH.rej
+    recorded: str | None = None  # the manifest's hash of the path when the plan was made
 
     @property
     def failing(self) -> bool:
@@ -544,7 +545,8 @@ def plan_changes(
         for file in files:
             planned.add(file.path)
             try:
-                changes.append(_plan_one(tree, file, manifest.get(file.path), force, conflict))
+                change = _plan_one(tree, file, manifest.get(file.path), force, conflict)
+                changes.append(replace(change, recorded=manifest.get(file.path)))
             except WriteError as error:
                 problems.extend(error.issues)
         for path, recorded in sorted(manifest.items()):
@@ -553,19 +555,16 @@ def plan_changes(
             try:
                 text, raw = _text(tree, path)
             except WriteError as error:
-                changes.append(
-                    Change(
-                        path, "keep", None, None, reason=f"{error.issues[0].message}: left alone"
-                    )
-                )
+                reason = f"{error.issues[0].message}: left alone"
+                changes.append(Change(path, "keep", None, None, reason=reason, recorded=recorded))
                 continue
             if raw is None:
                 continue
             if text is not None and digest(text) == recorded:
-                changes.append(Change(path, "delete", text, None))
+                changes.append(Change(path, "delete", text, None, recorded=recorded))
             else:
                 reason = "no longer generated, but edited since shipforge wrote it: left in place"
-                changes.append(Change(path, "keep", text, None, reason=reason))
+                changes.append(Change(path, "keep", text, None, reason=reason, recorded=recorded))
     problems = list(dict.fromkeys(problems))  # a linked folder is named once, not per file
     if problems:
         raise WriteError(
@@ -669,24 +668,27 @@ def apply(out: Path, changes: list[Change]) -> None:
 
     Conflicts and refusals do not stop the other files: they are reported by the caller.
     """
-    with _tree(out) as tree:
-        root = tree.folder("")
-        if root is not None:
-            # Two runs into one folder take turns; the later one then finds the files changed
-            # since it planned and stops, instead of interleaving with the first.
-            fcntl.flock(root, fcntl.LOCK_EX)
-        # Under the lock, every file must still be what the plan read, written or not: the
+    # Two runs into one folder take turns; the later one then finds the files changed since
+    # it planned and stops, instead of interleaving with the first. The lock is the parent
+    # folder's, which exists before either run (the output folder may not: both would then
+    # create it unlocked), and the tree is opened under it, so it sees the first run's files.
+    with _turn(out), _tree(out) as tree:
+        # Under the lock, every file must still be what the plan read, written or not, and so
+        # must its manifest entry: the plan told edits from shipforge's writes by it, and the
         # manifest about to be written records the plan's view of all of them.
+        old_manifest = _load_manifest(tree)
         for change in changes:
-            if change.action not in ("keep", "refuse", "record") and not _same(
+            moved = change.action not in ("keep", "refuse", "record") and not _same(
                 tree.read(change.path), change.old
+            )
+            if moved or (
+                change.action != "record" and old_manifest.get(change.path) != change.recorded
             ):
                 raise _unsafe(
                     change.path,
                     "changed while shipforge was planning (another shipforge run?)",
                     "run shipforge generate again",
                 )
-        old_manifest = _load_manifest(tree)
         hashes: dict[str, str] = {}
         blobs: dict[str, str] = {}
         steps: list[_Step] = []
@@ -722,6 +724,24 @@ def apply(out: Path, changes: list[Change]) -> None:
         if current != text and (hashes or current is not None):
             steps.append(_Step(MANIFEST, text.encode("utf-8"), 0o644, None))
         _transaction(tree, steps, {c.path: c for c in changes})
+
+
+@contextlib.contextmanager
+def _turn(out: Path) -> Iterator[None]:
+    """Hold the lock shipforge runs writing into `out` take turns on (an advisory flock)."""
+    here = Path(os.path.abspath(out)).parent
+    while not here.is_dir() and here != here.parent:
+        here = here.parent
+    try:
+        fd = os.open(here, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield  # a parent this user may not open: the run goes unlocked
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _base_names(tree: Tree) -> list[str]:
