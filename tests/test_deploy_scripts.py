@@ -762,6 +762,8 @@ def test_compose_healthy_deploy(run: Runner) -> None:
     release = r.index("docker", "run", "--rm", "api-release")
     up = r.index("docker", "up", "--detach", "--wait")
     assert r.index("docker", "pull") < release < up
+    # Nothing was missing, then each service was replaced alone, awaited before the next.
+    assert r.state["replaced"] == [[], ["api"], ["notifier"]]
     assert r.state["running"] == {
         "api": COMPOSE_ENV["IMAGE_API"],
         "notifier": COMPOSE_ENV["IMAGE_API"],
@@ -782,9 +784,27 @@ def test_compose_failed_deploy_brings_the_previous_images_back(
         COMPOSE, ["deploy/compose.sh", "deploy", "staging"], COMPOSE_ENV, compose_state(**knobs)
     )
     assert r.code != 0
-    ups = [c for c in r.of("docker") if "up" in c]
-    assert len(ups) == 2
+    if knobs.get("up_fail"):
+        # api (first) never became healthy: notifier was never touched, api is back.
+        assert r.state["replaced"] == [[], ["api"], ["api"]]
+    else:
+        # Both were replaced and healthy, the smoke test failed: both are back.
+        assert r.state["replaced"] == [[], ["api"], ["notifier"], ["api", "notifier"]]
     assert r.state["running"] == {"api": f"{REPO}@{OLD}", "notifier": f"{REPO}@{OLD}"}
+
+
+def test_compose_failure_halfway_restores_the_services_already_replaced(run: Runner) -> None:
+    r = run(
+        COMPOSE,
+        ["deploy/compose.sh", "deploy", "staging"],
+        COMPOSE_ENV,
+        compose_state(up_fail="notifier"),
+    )
+    assert r.code != 0 and "notifier did not become healthy" in r.stderr
+    # api was replaced and healthy, notifier failed: both run their previous image again.
+    assert r.state["replaced"] == [[], ["api"], ["notifier"], ["api", "notifier"]]
+    assert r.state["running"] == {"api": f"{REPO}@{OLD}", "notifier": f"{REPO}@{OLD}"}
+    assert "shipforge-verified/tickets/api:staging" not in r.state.get("tags", {})
 
 
 def test_compose_failed_release_starts_nothing(run: Runner) -> None:
